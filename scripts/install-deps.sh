@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what kubelet-lite's tests and demo need on Debian 12, as root:
+# runc, containerd (the peer runtime), Debian's OCI registry, a static busybox for test
+# images, the CNI plugins, iptables, and Python's grpcio for the CRI serving test.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+APT_PACKAGES=(
+    runc
+    containerd
+    docker-registry
+    busybox-static
+    containernetworking-plugins
+    iptables
+    iproute2
+    util-linux
+)
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! python3 -c 'import grpc' 2>/dev/null; then
+    echo "installing: grpcio (PyPI)"
+    python3 -m pip install --quiet --root-user-action=ignore grpcio
+fi
