@@ -1,8 +1,12 @@
 //! runtime-core: a CRI runtime that pulls images and runs pod sandboxes and containers
 //! with runc and CNI.
 //!
-//! This crate is at its start: the workspace's foundation is in place (the CRI types in
-//! `cri-api`, the unix-socket serving helper every CRI client can call, and `cri-client`),
-//! and the image service, sandboxes and containers follow (see `DESIGN.md` for the plan
-//! of modules: `service/`, `image/`, `sandbox/`, `container/`, `oci/`, `monitor/`,
+//! Where to start:
+//! - [`image`]: image references, registry pulls through mirrors, the content store,
+//!   layer unpacking into snapshot directories, and the image metadata.
+//!
+//! Pod sandboxes, containers, the per-container monitor, durable state and stats follow
+//! the plan in `DESIGN.md` (`service/`, `sandbox/`, `container/`, `oci/`, `monitor/`,
 //! `store/`, `stats/`).
+
+pub mod image;
