@@ -305,10 +305,8 @@ impl HeaderRewriter {
             return true;
         }
         let complete = frame[4] & FLAG_END_HEADERS != 0;
-        if complete {
-            if let Some(block) = self.pending.take() {
-                self.emit(block, out);
-            }
+        if complete && let Some(block) = self.pending.take() {
+            self.emit(block, out);
         }
         true
     }

@@ -1,0 +1,91 @@
+//! The test harness of kubelet-lite: real peers for integration tests.
+//!
+//! Every integration test of the workspace that needs more than in-process fakes starts
+//! its environment through this crate:
+//!
+//! - [`Registry`]: Debian's `docker-registry` on 127.0.0.1, plain HTTP, throw-away storage;
+//! - [`push_test_images`]: busybox, a pause-style sandbox image and a non-root busybox,
+//!   built in Rust from the host's static `/bin/busybox` (see [`image_builder`] to build
+//!   more) and pushed to that registry;
+//! - [`Containerd`]: containerd 1.6 with its CRI plugin on a private socket, root, state,
+//!   bridge and subnet, pulling `docker.io` and `registry.k8s.io` from the local registry
+//!   through `hosts.toml` mirrors, and cleaned up completely on drop;
+//! - [`suite::run`]: runs a test binary's tests (`harness = false`) against one shared
+//!   environment with libtest's command line, and turns missing prerequisites into ignored
+//!   tests outside CI and failures in CI.
+//!
+//! Where to start: copy the example below into `tests/<name>.rs`, declare it in the crate's
+//! `Cargo.toml` as `[[test]] name = "<name>" harness = false`, and write tests as plain
+//! functions taking the environment.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//! use test_harness::suite::{self, Test};
+//! use test_harness::{Containerd, Registry, TestImages};
+//!
+//! struct Env {
+//!     containerd: Containerd,
+//!     images: TestImages,
+//!     _registry: Registry, // dropped last: containerd may still pull while it stops
+//! }
+//!
+//! fn setup() -> anyhow::Result<Env> {
+//!     let registry = Registry::start()?;
+//!     let images = test_harness::push_test_images(&registry)?;
+//!     let containerd = Containerd::start(&registry, &images)?;
+//!     Ok(Env { containerd, images, _registry: registry })
+//! }
+//!
+//! fn version_answers(env: &Env) -> anyhow::Result<()> {
+//!     let mut client = env.containerd.runtime_client();
+//!     let version = env
+//!         .containerd
+//!         .block_on(client.version(cri_api::v1::VersionRequest::default()))?;
+//!     anyhow::ensure!(version.get_ref().runtime_name == "containerd");
+//!     Ok(())
+//! }
+//!
+//! fn main() -> ExitCode {
+//!     suite::run(setup, vec![Test { name: "version_answers", run: version_answers }])
+//! }
+//! ```
+//!
+//! # Where things live on the host
+//!
+//! Scratch directories go under `/var/lib/kubelet-lite-test` (overridable with
+//! `KUBELET_LITE_TEST_DIR`; it must be a real disk filesystem, since overlayfs cannot put
+//! an upper directory on overlayfs). Each one is guarded by a lock held while its owner
+//! lives; a later run reaps the directories of runs that died without cleaning up
+//! (mounts, daemons, shims, bridges, iptables rules). See [`scratch`] and [`host`].
+//!
+//! Daemon logs live in the scratch directories and go with them; set
+//! `KUBELET_LITE_TEST_KEEP_LOGS=1` to keep copies in `BASE/logs/`.
+//!
+//! Daemons are started through `setpriv --pdeathsig KILL` from a dedicated thread, so
+//! they die with the test process even if it is killed (see [`process`]).
+
+pub mod cni;
+pub mod containerd;
+pub mod cri;
+pub mod distribution;
+pub mod host;
+pub mod image_builder;
+pub mod mirrors;
+mod output;
+mod prereq;
+pub mod process;
+pub mod registry;
+pub mod scratch;
+pub mod suite;
+pub mod test_images;
+
+pub use containerd::{Containerd, ContainerdOptions};
+pub use output::note;
+pub use prereq::{
+    CNI_PLUGIN_DIRS, CNI_PLUGINS, Missing, cni_bin_dir, debian_package, find_tool, in_ci,
+    require_root, require_tools,
+};
+pub use registry::Registry;
+pub use test_images::{TestImages, direct_references, push_test_images};
