@@ -99,8 +99,6 @@ impl Stream for UnixIncoming {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let accepted = ready!(self.listener.poll_accept(cx));
-        Poll::Ready(Some(
-            accepted.map(|(stream, _)| TolerantStream::new(stream)),
-        ))
+        Poll::Ready(Some(accepted.map(|(stream, _)| TolerantStream::new(stream))))
     }
 }

@@ -20,10 +20,7 @@ struct VersionOnly;
 
 #[tonic::async_trait]
 impl RuntimeService for VersionOnly {
-    async fn version(
-        &self,
-        _: Request<VersionRequest>,
-    ) -> Result<Response<VersionResponse>, Status> {
+    async fn version(&self, _: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
         Ok(Response::new(VersionResponse {
             version: "0.1.0".into(),
             runtime_name: RUNTIME_NAME.into(),
@@ -85,10 +82,7 @@ async fn call_with_grpcio(socket: &Path, method: &str, authority: Option<&str>) 
         .expect("run python3");
     let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    (
-        output.status.success(),
-        format!("{stdout} {stderr}").trim().to_string(),
-    )
+    (output.status.success(), format!("{stdout} {stderr}").trim().to_string())
 }
 
 fn percent_encode_path(path: &Path) -> String {
@@ -110,10 +104,7 @@ async fn grpcio_calls_succeed_whatever_authority_they_send() {
     let encoded_authority = percent_encode_path(&socket);
     let cases = [
         ("grpcio's own default authority", None),
-        (
-            "the socket path as authority",
-            Some(path_authority.as_str()),
-        ),
+        ("the socket path as authority", Some(path_authority.as_str())),
         (
             "the %-encoded socket path as authority",
             Some(encoded_authority.as_str()),
@@ -138,17 +129,11 @@ async fn v1alpha2_calls_reach_the_v1_service() {
     let server = serve_with_helper(&socket);
 
     let authority = socket.to_string_lossy().into_owned();
-    let (ok, output) = call_with_grpcio(
-        &socket,
-        "/runtime.v1alpha2.RuntimeService/Version",
-        Some(&authority),
-    )
-    .await;
+    let (ok, output) = call_with_grpcio(&socket, "/runtime.v1alpha2.RuntimeService/Version", Some(&authority)).await;
     assert!(ok, "{output}");
     assert_eq!(output, RUNTIME_NAME);
 
-    let (ok, output) =
-        call_with_grpcio(&socket, "/runtime.v1.RuntimeService/RuntimeConfig", None).await;
+    let (ok, output) = call_with_grpcio(&socket, "/runtime.v1.RuntimeService/RuntimeConfig", None).await;
     assert!(!ok, "an RPC the runtime does not implement fails");
     assert!(output.contains("UNIMPLEMENTED"), "{output}");
     server.abort();

@@ -61,10 +61,7 @@ async fn print_info(endpoint: &str) -> cri_client::Result<()> {
     println!("pods: {}", pods.len());
     for pod in pods {
         let state = PodSandboxState::try_from(pod.state).map_or("unknown", |s| s.as_str_name());
-        let (namespace, name) = pod
-            .metadata
-            .map(|m| (m.namespace, m.name))
-            .unwrap_or_default();
+        let (namespace, name) = pod.metadata.map(|m| (m.namespace, m.name)).unwrap_or_default();
         println!("  {:.13}  {namespace}/{name}  {state}", pod.id);
     }
     Ok(())

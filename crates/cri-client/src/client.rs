@@ -122,9 +122,7 @@ impl Client {
     pub(crate) fn timeout(&self, deadline: Deadline) -> Option<Duration> {
         match deadline {
             Deadline::Default => Some(self.options.get_call_timeout()),
-            Deadline::AfterDefault(own) => {
-                Some(own.saturating_add(self.options.get_call_timeout()))
-            }
+            Deadline::AfterDefault(own) => Some(own.saturating_add(self.options.get_call_timeout())),
             Deadline::Exactly(timeout) => timeout,
         }
     }

@@ -45,9 +45,7 @@ pub(crate) async fn connect(endpoint: &Endpoint, options: &Options) -> Result<Ch
 pub(crate) fn connect_lazy(endpoint: &Endpoint, options: &Options) -> Result<Channel, Error> {
     let tonic_endpoint = tonic_endpoint(endpoint, options)?;
     Ok(match endpoint {
-        Endpoint::Unix(path) => {
-            tonic_endpoint.connect_with_connector_lazy(unix_connector(path.clone()))
-        }
+        Endpoint::Unix(path) => tonic_endpoint.connect_with_connector_lazy(unix_connector(path.clone())),
         Endpoint::Tcp { .. } => tonic_endpoint.connect_lazy(),
     })
 }

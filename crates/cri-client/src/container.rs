@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use cri_api::client::RuntimeServiceClient;
 use cri_api::v1::{
-    CheckpointContainerRequest, Container, ContainerConfig, ContainerFilter,
-    ContainerStatusRequest, ContainerStatusResponse, CreateContainerRequest, ListContainersRequest,
-    PodSandboxConfig, RemoveContainerRequest, ReopenContainerLogRequest, StartContainerRequest,
-    StopContainerRequest, UpdateContainerResourcesRequest,
+    CheckpointContainerRequest, Container, ContainerConfig, ContainerFilter, ContainerStatusRequest,
+    ContainerStatusResponse, CreateContainerRequest, ListContainersRequest, PodSandboxConfig, RemoveContainerRequest,
+    ReopenContainerLogRequest, StartContainerRequest, StopContainerRequest, UpdateContainerResourcesRequest,
 };
 
 use crate::client::{Client, Deadline, Result};
@@ -110,11 +109,7 @@ impl Client {
     /// ContainerStatus: the container's state, exit code, times and log path; with
     /// `verbose`, runtime-specific details in `info`. An unknown id is
     /// [`Error::NotFound`](crate::Error::NotFound).
-    pub async fn container_status(
-        &self,
-        container_id: &str,
-        verbose: bool,
-    ) -> Result<ContainerStatusResponse> {
+    pub async fn container_status(&self, container_id: &str, verbose: bool) -> Result<ContainerStatusResponse> {
         let request = ContainerStatusRequest {
             container_id: container_id.to_owned(),
             verbose,
@@ -130,10 +125,7 @@ impl Client {
     }
 
     /// UpdateContainerResources: changes a container's cgroup limits.
-    pub async fn update_container_resources(
-        &self,
-        request: UpdateContainerResourcesRequest,
-    ) -> Result<()> {
+    pub async fn update_container_resources(&self, request: UpdateContainerResourcesRequest) -> Result<()> {
         let subject = request.container_id.clone();
         self.runtime_call(
             "UpdateContainerResources",
@@ -166,12 +158,7 @@ impl Client {
     /// CheckpointContainer: checkpoints the container to `location` (a path on the node),
     /// within `timeout` (whole seconds; 0 leaves it to the runtime). The call's deadline is
     /// `timeout` plus the call timeout.
-    pub async fn checkpoint_container(
-        &self,
-        container_id: &str,
-        location: &str,
-        timeout: Duration,
-    ) -> Result<()> {
+    pub async fn checkpoint_container(&self, container_id: &str, location: &str, timeout: Duration) -> Result<()> {
         let request = CheckpointContainerRequest {
             container_id: container_id.to_owned(),
             location: location.to_owned(),

@@ -103,17 +103,11 @@ fn parse_tcp(authority: &str) -> Result<Endpoint, &'static str> {
         return Err("a tcp endpoint is only host:port, without a path, user or query");
     }
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let (host, after) = bracketed
-            .split_once(']')
-            .ok_or("unclosed [ in IPv6 address")?;
-        let port = after
-            .strip_prefix(':')
-            .ok_or("missing :port after tcp://host")?;
+        let (host, after) = bracketed.split_once(']').ok_or("unclosed [ in IPv6 address")?;
+        let port = after.strip_prefix(':').ok_or("missing :port after tcp://host")?;
         (host, port)
     } else {
-        let (host, port) = authority
-            .rsplit_once(':')
-            .ok_or("missing :port after tcp://host")?;
+        let (host, port) = authority.rsplit_once(':').ok_or("missing :port after tcp://host")?;
         if host.contains(':') {
             return Err("an IPv6 address must be in brackets, as in tcp://[::1]:10010");
         }
@@ -186,16 +180,8 @@ mod tests {
                 "unix:///run/containerd/containerd.sock",
                 unix("/run/containerd/containerd.sock"),
             ),
-            (
-                "unix: with a relative path",
-                "unix:run/cri.sock",
-                unix("run/cri.sock"),
-            ),
-            (
-                "unix: with a dot-relative path",
-                "unix:./cri.sock",
-                unix("./cri.sock"),
-            ),
+            ("unix: with a relative path", "unix:run/cri.sock", unix("run/cri.sock")),
+            ("unix: with a dot-relative path", "unix:./cri.sock", unix("./cri.sock")),
             (
                 "unix: with an absolute path",
                 "unix:/run/cri.sock",
@@ -211,16 +197,8 @@ mod tests {
                 "tcp://127.0.0.1:10010",
                 tcp("127.0.0.1", 10010),
             ),
-            (
-                "tcp with a host name",
-                "tcp://localhost:1234",
-                tcp("localhost", 1234),
-            ),
-            (
-                "tcp with an IPv6 literal",
-                "tcp://[::1]:1234",
-                tcp("::1", 1234),
-            ),
+            ("tcp with a host name", "tcp://localhost:1234", tcp("localhost", 1234)),
+            ("tcp with an IPv6 literal", "tcp://[::1]:1234", tcp("::1", 1234)),
             (
                 "tcp with a trailing slash",
                 "tcp://localhost:1234/",
@@ -238,11 +216,7 @@ mod tests {
             ("empty string", "", "empty"),
             ("unix:// without a path", "unix://", "no socket path"),
             ("unix: without a path", "unix:", "no socket path"),
-            (
-                "unix:// with a relative path",
-                "unix://run/cri.sock",
-                "absolute path",
-            ),
+            ("unix:// with a relative path", "unix://run/cri.sock", "absolute path"),
             ("bare relative path", "cri.sock", "neither"),
             ("host:port without a scheme", "localhost:1234", "neither"),
             ("http scheme", "http://localhost:1234", "unsupported scheme"),
@@ -253,11 +227,7 @@ mod tests {
             ),
             ("tcp without a port", "tcp://localhost", "missing :port"),
             ("tcp without a host", "tcp://:1234", "missing host"),
-            (
-                "tcp with port 0",
-                "tcp://localhost:0",
-                "between 1 and 65535",
-            ),
+            ("tcp with port 0", "tcp://localhost:0", "between 1 and 65535"),
             (
                 "tcp with a port too large",
                 "tcp://localhost:65536",
@@ -268,46 +238,22 @@ mod tests {
                 "tcp://localhost:http",
                 "between 1 and 65535",
             ),
-            (
-                "tcp with a path",
-                "tcp://localhost:1234/cri",
-                "only host:port",
-            ),
-            (
-                "tcp with an unbracketed IPv6 address",
-                "tcp://::1:1234",
-                "in brackets",
-            ),
-            (
-                "tcp with an unclosed bracket",
-                "tcp://[::1:1234",
-                "unclosed",
-            ),
-            (
-                "tcp with user info",
-                "tcp://user@host:1234",
-                "only host:port",
-            ),
+            ("tcp with a path", "tcp://localhost:1234/cri", "only host:port"),
+            ("tcp with an unbracketed IPv6 address", "tcp://::1:1234", "in brackets"),
+            ("tcp with an unclosed bracket", "tcp://[::1:1234", "unclosed"),
+            ("tcp with user info", "tcp://user@host:1234", "only host:port"),
         ];
         for (desc, input, want) in cases {
             let err = Endpoint::parse(input).expect_err(desc);
             assert_eq!(err.endpoint, input, "{desc}");
-            assert!(
-                err.reason.contains(want),
-                "{desc}: {input:?} gave {:?}",
-                err.reason
-            );
+            assert!(err.reason.contains(want), "{desc}: {input:?} gave {:?}", err.reason);
         }
     }
 
     #[test]
     fn displays_the_canonical_form_that_parses_back() {
         let cases = [
-            (
-                "absolute unix path",
-                "/run/cri.sock",
-                "unix:///run/cri.sock",
-            ),
+            ("absolute unix path", "/run/cri.sock", "unix:///run/cri.sock"),
             ("relative unix path", "unix:cri.sock", "unix:cri.sock"),
             ("tcp host", "tcp://localhost:1234/", "tcp://localhost:1234"),
             ("tcp IPv6 literal", "tcp://[::1]:1234", "tcp://[::1]:1234"),

@@ -139,14 +139,8 @@ impl Error {
     /// failure of the connection, not an answer from the runtime; tonic calls a dropped
     /// connection `Unknown` or `Cancelled`. Those become [`Error::Unavailable`], and so
     /// does containerd's answer while it starts up (see [`CONTAINERD_NOT_INITIALIZED`]).
-    pub(crate) fn from_status(
-        status: Status,
-        deadline: Option<Duration>,
-        elapsed: Duration,
-    ) -> Self {
-        if let (Code::Cancelled, Some(deadline)) =
-            (status.code(), deadline.filter(|d| elapsed >= *d))
-        {
+    pub(crate) fn from_status(status: Status, deadline: Option<Duration>, elapsed: Duration) -> Self {
+        if let (Code::Cancelled, Some(deadline)) = (status.code(), deadline.filter(|d| elapsed >= *d)) {
             return Error::DeadlineExceeded(format!("no answer within {deadline:?}"));
         }
         let Some(cause) = status.source() else {
@@ -275,11 +269,7 @@ mod tests {
     fn the_codes_callers_act_on_have_their_own_variant() {
         let cases = [
             ("not found", Code::NotFound, "not found: x"),
-            (
-                "invalid argument",
-                Code::InvalidArgument,
-                "invalid argument: x",
-            ),
+            ("invalid argument", Code::InvalidArgument, "invalid argument: x"),
             ("already exists", Code::AlreadyExists, "already exists: x"),
             (
                 "failed precondition",
@@ -287,22 +277,10 @@ mod tests {
                 "failed precondition: x",
             ),
             ("unavailable", Code::Unavailable, "unavailable: x"),
-            (
-                "deadline exceeded",
-                Code::DeadlineExceeded,
-                "deadline exceeded: x",
-            ),
+            ("deadline exceeded", Code::DeadlineExceeded, "deadline exceeded: x"),
             ("unimplemented", Code::Unimplemented, "unimplemented: x"),
-            (
-                "permission denied",
-                Code::PermissionDenied,
-                "permission denied: x",
-            ),
-            (
-                "any other code",
-                Code::ResourceExhausted,
-                "resource exhausted: x",
-            ),
+            ("permission denied", Code::PermissionDenied, "permission denied: x"),
+            ("any other code", Code::ResourceExhausted, "resource exhausted: x"),
         ];
         for (desc, code, display) in cases {
             let err = from_runtime(code, "x");
@@ -328,30 +306,17 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
         let status = Status::from_error(Box::new(io));
         assert_eq!(status.code(), Code::Unknown, "tonic's own mapping");
-        let err = Error::from_status(
-            status,
-            Some(Duration::from_secs(5)),
-            Duration::from_millis(3),
-        );
+        let err = Error::from_status(status, Some(Duration::from_secs(5)), Duration::from_millis(3));
         assert!(err.is_unavailable(), "{err:?}");
-        assert_eq!(
-            err.to_string(),
-            "unavailable: connection failed: broken pipe"
-        );
+        assert_eq!(err.to_string(), "unavailable: connection failed: broken pipe");
     }
 
     #[test]
     fn containerd_starting_up_is_unavailable() {
         let err = from_runtime(Code::Unknown, "server is not initialized yet");
         assert!(err.is_unavailable(), "{err:?}");
-        assert_eq!(
-            err.to_string(),
-            "unavailable: server is not initialized yet"
-        );
-        assert_eq!(
-            from_runtime(Code::Unknown, "other").code(),
-            Some(Code::Unknown)
-        );
+        assert_eq!(err.to_string(), "unavailable: server is not initialized yet");
+        assert_eq!(from_runtime(Code::Unknown, "other").code(), Some(Code::Unknown));
     }
 
     #[test]

@@ -24,12 +24,7 @@ impl Client {
     /// println!("{} (exit {})", String::from_utf8_lossy(&out.stdout), out.exit_code);
     /// # Ok(()) }
     /// ```
-    pub async fn exec_sync<I, S>(
-        &self,
-        container_id: &str,
-        cmd: I,
-        timeout: Duration,
-    ) -> Result<ExecSyncResponse>
+    pub async fn exec_sync<I, S>(&self, container_id: &str, cmd: I, timeout: Duration) -> Result<ExecSyncResponse>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -58,15 +53,9 @@ impl Client {
     /// requested stdio streams and TTY.
     pub async fn exec(&self, request: ExecRequest) -> Result<String> {
         let subject = request.container_id.clone();
-        self.runtime_call(
-            "Exec",
-            &subject,
-            Deadline::Default,
-            request,
-            RuntimeServiceClient::exec,
-        )
-        .await
-        .map(|response| response.url)
+        self.runtime_call("Exec", &subject, Deadline::Default, request, RuntimeServiceClient::exec)
+            .await
+            .map(|response| response.url)
     }
 
     /// Attach: the URL where the runtime's streaming server attaches to the container's

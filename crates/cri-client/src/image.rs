@@ -2,9 +2,8 @@
 
 use cri_api::client::ImageServiceClient;
 use cri_api::v1::{
-    AuthConfig, Image, ImageFilter, ImageFsInfoRequest, ImageFsInfoResponse, ImageSpec,
-    ImageStatusRequest, ImageStatusResponse, ListImagesRequest, PodSandboxConfig, PullImageRequest,
-    RemoveImageRequest,
+    AuthConfig, Image, ImageFilter, ImageFsInfoRequest, ImageFsInfoResponse, ImageSpec, ImageStatusRequest,
+    ImageStatusResponse, ListImagesRequest, PodSandboxConfig, PullImageRequest, RemoveImageRequest,
 };
 
 use crate::client::{Client, Deadline, Result};
@@ -70,11 +69,7 @@ impl Client {
     /// ImageStatus: the image, or `image: None` in the response if the runtime does not
     /// have it (that is not an error, per api.proto). With `verbose`, runtime-specific
     /// details in `info`.
-    pub async fn image_status(
-        &self,
-        image: impl IntoImageSpec,
-        verbose: bool,
-    ) -> Result<ImageStatusResponse> {
+    pub async fn image_status(&self, image: impl IntoImageSpec, verbose: bool) -> Result<ImageStatusResponse> {
         let image = image.into_image_spec();
         let subject = image.image.clone();
         let request = ImageStatusRequest {
@@ -110,15 +105,9 @@ impl Client {
             sandbox_config,
         };
         let deadline = Deadline::Exactly(self.options().get_pull_image_timeout());
-        self.image_call(
-            "PullImage",
-            &subject,
-            deadline,
-            request,
-            ImageServiceClient::pull_image,
-        )
-        .await
-        .map(|response| response.image_ref)
+        self.image_call("PullImage", &subject, deadline, request, ImageServiceClient::pull_image)
+            .await
+            .map(|response| response.image_ref)
     }
 
     /// RemoveImage: removes the image. Idempotent: it "must not return an error if the

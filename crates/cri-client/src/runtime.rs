@@ -18,28 +18,16 @@ impl Client {
         let request = VersionRequest {
             version: CRI_API_VERSION.to_owned(),
         };
-        self.runtime_call(
-            "Version",
-            "",
-            Deadline::Default,
-            request,
-            RuntimeServiceClient::version,
-        )
-        .await
+        self.runtime_call("Version", "", Deadline::Default, request, RuntimeServiceClient::version)
+            .await
     }
 
     /// Status: the runtime's conditions (`RuntimeReady`, `NetworkReady`), its handlers and
     /// features; with `verbose`, runtime-specific details in `info`.
     pub async fn status(&self, verbose: bool) -> Result<StatusResponse> {
         let request = StatusRequest { verbose };
-        self.runtime_call(
-            "Status",
-            "",
-            Deadline::Default,
-            request,
-            RuntimeServiceClient::status,
-        )
-        .await
+        self.runtime_call("Status", "", Deadline::Default, request, RuntimeServiceClient::status)
+            .await
     }
 
     /// UpdateRuntimeConfig: tells the runtime the node's configuration (its pod CIDR).

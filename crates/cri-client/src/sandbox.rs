@@ -4,8 +4,7 @@
 use cri_api::client::RuntimeServiceClient;
 use cri_api::v1::{
     ListPodSandboxRequest, PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxStatusRequest,
-    PodSandboxStatusResponse, PortForwardRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StopPodSandboxRequest,
+    PodSandboxStatusResponse, PortForwardRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StopPodSandboxRequest,
 };
 
 use crate::client::{Client, Deadline, Result};
@@ -14,16 +13,8 @@ impl Client {
     /// RunPodSandbox: creates and starts a pod sandbox and returns its id.
     ///
     /// `runtime_handler` names a RuntimeClass's handler; `""` is the runtime's default.
-    pub async fn run_pod_sandbox(
-        &self,
-        config: PodSandboxConfig,
-        runtime_handler: &str,
-    ) -> Result<String> {
-        let subject = config
-            .metadata
-            .as_ref()
-            .map(|m| m.name.clone())
-            .unwrap_or_default();
+    pub async fn run_pod_sandbox(&self, config: PodSandboxConfig, runtime_handler: &str) -> Result<String> {
+        let subject = config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
         let request = RunPodSandboxRequest {
             config: Some(config),
             runtime_handler: runtime_handler.to_owned(),
@@ -78,11 +69,7 @@ impl Client {
     /// runtime-specific details in `info`. An unknown id is [`Error::NotFound`].
     ///
     /// [`Error::NotFound`]: crate::Error::NotFound
-    pub async fn pod_sandbox_status(
-        &self,
-        pod_sandbox_id: &str,
-        verbose: bool,
-    ) -> Result<PodSandboxStatusResponse> {
+    pub async fn pod_sandbox_status(&self, pod_sandbox_id: &str, verbose: bool) -> Result<PodSandboxStatusResponse> {
         let request = PodSandboxStatusRequest {
             pod_sandbox_id: pod_sandbox_id.to_owned(),
             verbose,
@@ -98,10 +85,7 @@ impl Client {
     }
 
     /// ListPodSandbox: the sandboxes matching `filter` (all of them for `None`).
-    pub async fn list_pod_sandbox(
-        &self,
-        filter: Option<PodSandboxFilter>,
-    ) -> Result<Vec<PodSandbox>> {
+    pub async fn list_pod_sandbox(&self, filter: Option<PodSandboxFilter>) -> Result<Vec<PodSandbox>> {
         let request = ListPodSandboxRequest { filter };
         self.runtime_call(
             "ListPodSandbox",

@@ -4,9 +4,8 @@
 use cri_api::client::RuntimeServiceClient;
 use cri_api::v1::{
     ContainerStats, ContainerStatsFilter, ContainerStatsRequest, ListContainerStatsRequest,
-    ListMetricDescriptorsRequest, ListPodSandboxMetricsRequest, ListPodSandboxStatsRequest,
-    MetricDescriptor, PodSandboxMetrics, PodSandboxStats, PodSandboxStatsFilter,
-    PodSandboxStatsRequest,
+    ListMetricDescriptorsRequest, ListPodSandboxMetricsRequest, ListPodSandboxStatsRequest, MetricDescriptor,
+    PodSandboxMetrics, PodSandboxStats, PodSandboxStatsFilter, PodSandboxStatsRequest,
 };
 
 use crate::client::{Client, Deadline, Result};
@@ -30,10 +29,7 @@ impl Client {
     }
 
     /// ListContainerStats: the stats of the running containers matching `filter`.
-    pub async fn list_container_stats(
-        &self,
-        filter: Option<ContainerStatsFilter>,
-    ) -> Result<Vec<ContainerStats>> {
+    pub async fn list_container_stats(&self, filter: Option<ContainerStatsFilter>) -> Result<Vec<ContainerStats>> {
         let request = ListContainerStatsRequest { filter };
         self.runtime_call(
             "ListContainerStats",
@@ -64,10 +60,7 @@ impl Client {
     }
 
     /// ListPodSandboxStats: the stats of the pod sandboxes matching `filter`.
-    pub async fn list_pod_sandbox_stats(
-        &self,
-        filter: Option<PodSandboxStatsFilter>,
-    ) -> Result<Vec<PodSandboxStats>> {
+    pub async fn list_pod_sandbox_stats(&self, filter: Option<PodSandboxStatsFilter>) -> Result<Vec<PodSandboxStats>> {
         let request = ListPodSandboxStatsRequest { filter };
         self.runtime_call(
             "ListPodSandboxStats",

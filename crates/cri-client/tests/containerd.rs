@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use containerd_support::{Env, busybox_container, eventually, in_cidr, parse_log_line, pod_config};
 use cri_client::v1::{
-    AttachRequest, ContainerFilter, ContainerState, ContainerStateValue, ExecRequest,
-    PodSandboxState, RuntimeCondition,
+    AttachRequest, ContainerFilter, ContainerState, ContainerStateValue, ExecRequest, PodSandboxState, RuntimeCondition,
 };
 use cri_client::{Client, Error};
 use test_harness::suite::{self, Test};
@@ -144,23 +143,15 @@ fn status_reports_runtime_and_network_ready(env: &Env) -> anyhow::Result<()> {
     })
 }
 
-fn pull_image_fetches_docker_io_and_registry_k8s_io_names_through_the_mirror(
-    env: &Env,
-) -> anyhow::Result<()> {
+fn pull_image_fetches_docker_io_and_registry_k8s_io_names_through_the_mirror(env: &Env) -> anyhow::Result<()> {
     env.rt.block_on(async {
         for (prefix, image) in [
             ("docker.io/library/busybox:", &env.images.busybox),
             ("registry.k8s.io/pause:", &env.images.pause),
         ] {
-            ensure!(
-                image.starts_with(prefix),
-                "{image} is not a {prefix}... name"
-            );
+            ensure!(image.starts_with(prefix), "{image} is not a {prefix}... name");
             let image_ref = env.client.pull_image(image, None, None).await?;
-            ensure!(
-                image_ref.starts_with("sha256:"),
-                "{image} pulled as {image_ref:?}"
-            );
+            ensure!(image_ref.starts_with("sha256:"), "{image} pulled as {image_ref:?}");
         }
         Ok(())
     })
@@ -172,10 +163,7 @@ fn list_images_and_image_status_show_a_pulled_image(env: &Env) -> anyhow::Result
         let image_ref = env.client.pull_image(busybox, None, None).await?;
 
         let images = env.client.list_images(None).await?;
-        let listed = images
-            .iter()
-            .find(|i| i.id == image_ref)
-            .context("not listed")?;
+        let listed = images.iter().find(|i| i.id == image_ref).context("not listed")?;
         ensure!(listed.repo_tags.contains(busybox), "{listed:?}");
 
         let status = env.client.image_status(busybox, false).await?;
@@ -202,30 +190,17 @@ fn remove_image_removes_it_and_removing_again_is_fine(env: &Env) -> anyhow::Resu
     env.rt.block_on(async {
         let nonroot = &env.images.nonroot;
         let image_ref = env.client.pull_image(nonroot, None, None).await?;
-        ensure!(
-            env.client
-                .image_status(nonroot, false)
-                .await?
-                .image
-                .is_some()
-        );
+        ensure!(env.client.image_status(nonroot, false).await?.image.is_some());
 
         env.client.remove_image(nonroot).await?;
         ensure!(
-            env.client
-                .image_status(nonroot, false)
-                .await?
-                .image
-                .is_none(),
+            env.client.image_status(nonroot, false).await?.image.is_none(),
             "still there"
         );
         let images = env.client.list_images(None).await?;
         ensure!(!images.iter().any(|i| i.id == image_ref), "still listed");
 
-        env.client
-            .remove_image(nonroot)
-            .await
-            .context("removing it again")?;
+        env.client.remove_image(nonroot).await.context("removing it again")?;
         Ok(())
     })
 }
@@ -239,10 +214,7 @@ fn run_pod_sandbox_gives_the_pod_an_ip_in_the_pod_cidr(env: &Env) -> anyhow::Res
             .await?
             .status
             .context("no status")?;
-        ensure!(
-            status.state == PodSandboxState::SandboxReady as i32,
-            "{status:?}"
-        );
+        ensure!(status.state == PodSandboxState::SandboxReady as i32, "{status:?}");
         let ip = status.network.context("no network status")?.ip;
         ensure!(
             in_cidr(&ip, env.containerd.pod_cidr())?,
@@ -283,10 +255,7 @@ fn a_started_container_logs_stdout_and_stderr_in_the_cri_format(env: &Env) -> an
             .map(|line| parse_log_line(line).map(|l| (l.stream, l.tag, l.text)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         lines.sort();
-        ensure!(
-            lines == [("stderr", "F", "err"), ("stdout", "F", "out")],
-            "{log}"
-        );
+        ensure!(lines == [("stderr", "F", "err"), ("stdout", "F", "out")], "{log}");
         env.remove_pod(&pod_id).await;
         Ok(())
     })
@@ -295,14 +264,9 @@ fn a_started_container_logs_stdout_and_stderr_in_the_cri_format(env: &Env) -> an
 fn exec_sync_returns_stdout_stderr_and_a_non_zero_exit_code(env: &Env) -> anyhow::Result<()> {
     env.rt.block_on(async {
         let (pod_id, pod) = env.run_pod("exec_sync").await?;
-        let id = env
-            .run_container(&pod_id, &pod, "sleeper", "sleep 3600")
-            .await?;
+        let id = env.run_container(&pod_id, &pod, "sleeper", "sleep 3600").await?;
         let cmd = ["sh", "-c", "echo out; echo err >&2; exit 3"];
-        let out = env
-            .client
-            .exec_sync(&id, cmd, Duration::from_secs(10))
-            .await?;
+        let out = env.client.exec_sync(&id, cmd, Duration::from_secs(10)).await?;
         ensure!(
             out.stdout == b"out\n",
             "stdout {:?}",
@@ -325,14 +289,9 @@ fn exec_sync_returns_stdout_stderr_and_a_non_zero_exit_code(env: &Env) -> anyhow
 fn exec_sync_past_its_timeout_is_deadline_exceeded(env: &Env) -> anyhow::Result<()> {
     env.rt.block_on(async {
         let (pod_id, pod) = env.run_pod("exec_sync_timeout").await?;
-        let id = env
-            .run_container(&pod_id, &pod, "sleeper", "sleep 3600")
-            .await?;
+        let id = env.run_container(&pod_id, &pod, "sleeper", "sleep 3600").await?;
         let started = Instant::now();
-        let result = env
-            .client
-            .exec_sync(&id, ["sleep", "10"], Duration::from_secs(1))
-            .await;
+        let result = env.client.exec_sync(&id, ["sleep", "10"], Duration::from_secs(1)).await;
         let elapsed = started.elapsed();
         match result {
             Err(Error::DeadlineExceeded(message)) => {
@@ -349,14 +308,10 @@ fn exec_sync_past_its_timeout_is_deadline_exceeded(env: &Env) -> anyhow::Result<
     })
 }
 
-fn container_status_reports_running_then_exited_with_the_exit_code(
-    env: &Env,
-) -> anyhow::Result<()> {
+fn container_status_reports_running_then_exited_with_the_exit_code(env: &Env) -> anyhow::Result<()> {
     env.rt.block_on(async {
         let (pod_id, pod) = env.run_pod("container_status").await?;
-        let id = env
-            .run_container(&pod_id, &pod, "exits", "sleep 3; exit 7")
-            .await?;
+        let id = env.run_container(&pod_id, &pod, "exits", "sleep 3; exit 7").await?;
 
         let status = env
             .client
@@ -364,10 +319,7 @@ fn container_status_reports_running_then_exited_with_the_exit_code(
             .await?
             .status
             .context("no status")?;
-        ensure!(
-            status.state == ContainerState::ContainerRunning as i32,
-            "{status:?}"
-        );
+        ensure!(status.state == ContainerState::ContainerRunning as i32, "{status:?}");
         ensure!(status.started_at > 0, "{status:?}");
 
         let status = eventually("the container exits", Duration::from_secs(15), || async {
@@ -390,25 +342,16 @@ fn container_status_reports_running_then_exited_with_the_exit_code(
 fn list_containers_filters_by_id_state_label_and_pod(env: &Env) -> anyhow::Result<()> {
     env.rt.block_on(async {
         let (pod_id, pod) = env.run_pod("list_containers").await?;
-        let running = env
-            .run_container(&pod_id, &pod, "running", "sleep 3600")
-            .await?;
+        let running = env.run_container(&pod_id, &pod, "running", "sleep 3600").await?;
         let config = busybox_container(&env.busybox().await?, "created", "sleep 3600", &pod)?;
-        let created = env
-            .client
-            .create_container(&pod_id, config, pod.clone())
-            .await?;
+        let created = env.client.create_container(&pod_id, config, pod.clone()).await?;
 
         let ids = |filter: ContainerFilter| async move {
             let list = env.client.list_containers(Some(filter)).await?;
             Ok::<_, anyhow::Error>(list.into_iter().map(|c| c.id).collect::<BTreeSet<_>>())
         };
         let set = |ids: &[&String]| ids.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-        let state = |state: ContainerState| {
-            Some(ContainerStateValue {
-                state: state as i32,
-            })
-        };
+        let state = |state: ContainerState| Some(ContainerStateValue { state: state as i32 });
         let mut selector = pod.labels.clone();
         selector.insert("container".to_owned(), "created".to_owned());
 
@@ -494,51 +437,34 @@ fn list_containers_filters_by_id_state_label_and_pod(env: &Env) -> anyhow::Resul
 fn stop_container_exits_it_and_remove_container_forgets_it(env: &Env) -> anyhow::Result<()> {
     env.rt.block_on(async {
         let (pod_id, pod) = env.run_pod("stop_remove_container").await?;
-        let id = env
-            .run_container(&pod_id, &pod, "stopped", "sleep 3600")
-            .await?;
+        let id = env.run_container(&pod_id, &pod, "stopped", "sleep 3600").await?;
 
-        env.client
-            .stop_container(&id, Duration::from_secs(1))
-            .await?;
+        env.client.stop_container(&id, Duration::from_secs(1)).await?;
         let status = env
             .client
             .container_status(&id, false)
             .await?
             .status
             .context("no status")?;
-        ensure!(
-            status.state == ContainerState::ContainerExited as i32,
-            "{status:?}"
-        );
+        ensure!(status.state == ContainerState::ContainerExited as i32, "{status:?}");
         env.client
             .stop_container(&id, Duration::from_secs(1))
             .await
             .context("stopping it again")?;
 
         env.client.remove_container(&id).await?;
-        let err = env
-            .client
-            .container_status(&id, false)
-            .await
-            .expect_err("removed");
+        let err = env.client.container_status(&id, false).await.expect_err("removed");
         ensure!(err.is_not_found(), "{err:?}");
-        env.client
-            .remove_container(&id)
-            .await
-            .context("removing it again")?;
+        env.client.remove_container(&id).await.context("removing it again")?;
         env.remove_pod(&pod_id).await;
         Ok(())
     })
 }
 
-fn stop_pod_sandbox_makes_it_not_ready_and_remove_pod_sandbox_forgets_it(
-    env: &Env,
-) -> anyhow::Result<()> {
+fn stop_pod_sandbox_makes_it_not_ready_and_remove_pod_sandbox_forgets_it(env: &Env) -> anyhow::Result<()> {
     env.rt.block_on(async {
         let (pod_id, pod) = env.run_pod("stop_remove_pod").await?;
-        env.run_container(&pod_id, &pod, "inside", "sleep 3600")
-            .await?;
+        env.run_container(&pod_id, &pod, "inside", "sleep 3600").await?;
 
         env.client.stop_pod_sandbox(&pod_id).await?;
         let status = env
@@ -547,10 +473,7 @@ fn stop_pod_sandbox_makes_it_not_ready_and_remove_pod_sandbox_forgets_it(
             .await?
             .status
             .context("no status")?;
-        ensure!(
-            status.state == PodSandboxState::SandboxNotready as i32,
-            "{status:?}"
-        );
+        ensure!(status.state == PodSandboxState::SandboxNotready as i32, "{status:?}");
         env.client
             .stop_pod_sandbox(&pod_id)
             .await
@@ -593,10 +516,7 @@ fn unknown_ids_are_not_found(env: &Env) -> anyhow::Result<()> {
             ),
             (
                 "PodSandboxStatus",
-                env.client
-                    .pod_sandbox_status(unknown, false)
-                    .await
-                    .map(drop),
+                env.client.pod_sandbox_status(unknown, false).await.map(drop),
             ),
         ];
         for (rpc, result) in results {
@@ -612,9 +532,7 @@ fn unknown_ids_are_not_found(env: &Env) -> anyhow::Result<()> {
 fn container_stats_report_a_running_container_s_memory(env: &Env) -> anyhow::Result<()> {
     env.rt.block_on(async {
         let (pod_id, pod) = env.run_pod("container_stats").await?;
-        let id = env
-            .run_container(&pod_id, &pod, "measured", "sleep 3600")
-            .await?;
+        let id = env.run_container(&pod_id, &pod, "measured", "sleep 3600").await?;
         let stats = env.client.container_stats(&id).await?.context("no stats")?;
         let attributes = stats.attributes.context("no attributes")?;
         ensure!(attributes.id == id, "{attributes:?}");
@@ -624,9 +542,7 @@ fn container_stats_report_a_running_container_s_memory(env: &Env) -> anyhow::Res
 
         let listed = env.client.list_container_stats(None).await?;
         ensure!(
-            listed
-                .iter()
-                .any(|s| s.attributes.as_ref().is_some_and(|a| a.id == id)),
+            listed.iter().any(|s| s.attributes.as_ref().is_some_and(|a| a.id == id)),
             "not listed"
         );
         env.remove_pod(&pod_id).await;
@@ -640,10 +556,7 @@ fn image_fs_info_reports_the_image_filesystem(env: &Env) -> anyhow::Result<()> {
     env.rt.block_on(async {
         env.busybox().await?;
         let info = env.client.image_fs_info().await?;
-        let fs = info
-            .image_filesystems
-            .first()
-            .context("no image filesystem")?;
+        let fs = info.image_filesystems.first().context("no image filesystem")?;
         let mountpoint = &fs.fs_id.as_ref().context("no fs id")?.mountpoint;
         ensure!(
             mountpoint.starts_with(&env.containerd.root_dir().display().to_string()),
@@ -657,9 +570,7 @@ fn image_fs_info_reports_the_image_filesystem(env: &Env) -> anyhow::Result<()> {
 fn exec_attach_and_port_forward_return_streaming_urls(env: &Env) -> anyhow::Result<()> {
     env.rt.block_on(async {
         let (pod_id, pod) = env.run_pod("streaming_urls").await?;
-        let id = env
-            .run_container(&pod_id, &pod, "target", "sleep 3600")
-            .await?;
+        let id = env.run_container(&pod_id, &pod, "target", "sleep 3600").await?;
         let exec = ExecRequest {
             container_id: id.clone(),
             cmd: vec!["sh".to_owned()],
@@ -674,10 +585,7 @@ fn exec_attach_and_port_forward_return_streaming_urls(env: &Env) -> anyhow::Resu
         let urls = [
             ("Exec", env.client.exec(exec).await?),
             ("Attach", env.client.attach(attach).await?),
-            (
-                "PortForward",
-                env.client.port_forward(&pod_id, &[80]).await?,
-            ),
+            ("PortForward", env.client.port_forward(&pod_id, &[80]).await?),
         ];
         for (rpc, url) in urls {
             ensure!(
@@ -705,14 +613,10 @@ fn reopen_container_log_starts_a_new_file_after_rotation(env: &Env) -> anyhow::R
 
         std::fs::rename(&log, &rotated)?;
         env.client.reopen_container_log(&id).await?;
-        let text = eventually(
-            "a line in the new file",
-            Duration::from_secs(10),
-            || async {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                Ok(text.contains('\n').then_some(text))
-            },
-        )
+        let text = eventually("a line in the new file", Duration::from_secs(10), || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            Ok(text.contains('\n').then_some(text))
+        })
         .await?;
         let first = parse_log_line(text.lines().next().unwrap_or_default())?;
         ensure!((first.stream, first.text) == ("stdout", "tick"), "{text}");

@@ -59,9 +59,7 @@ async fn a_unix_relative_endpoint_dials_relative_to_the_working_directory() {
     let _fake = FakeRuntime::unix(&path);
     let cwd = std::env::current_dir().expect("cwd");
     let relative = pathdiff(&path, &cwd);
-    let client = Client::connect(&format!("unix:{relative}"))
-        .await
-        .expect("connect");
+    let client = Client::connect(&format!("unix:{relative}")).await.expect("connect");
     client.version().await.expect("version");
 }
 
@@ -69,25 +67,15 @@ async fn a_unix_relative_endpoint_dials_relative_to_the_working_directory() {
 fn pathdiff(path: &std::path::Path, base: &std::path::Path) -> String {
     let ups = base.components().count() - 1;
     let mut relative = "../".repeat(ups);
-    relative.push_str(
-        path.strip_prefix("/")
-            .expect("absolute")
-            .to_str()
-            .expect("utf-8"),
-    );
+    relative.push_str(path.strip_prefix("/").expect("absolute").to_str().expect("utf-8"));
     relative
 }
 
 #[tokio::test]
 async fn calls_over_tcp_work_too() {
     let (_fake, addr) = FakeRuntime::tcp();
-    let client = Client::connect(&format!("tcp://{addr}"))
-        .await
-        .expect("connect");
-    assert_eq!(
-        client.version().await.expect("version").runtime_name,
-        "fake"
-    );
+    let client = Client::connect(&format!("tcp://{addr}")).await.expect("connect");
+    assert_eq!(client.version().await.expect("version").runtime_name, "fake");
 }
 
 #[tokio::test]
@@ -100,26 +88,16 @@ async fn the_deadline_of_each_call_reaches_the_runtime_as_grpc_timeout() {
         .expect("connect");
 
     client.version().await.expect("version");
-    let _ = client
-        .exec_sync("c1", ["true"], Duration::from_secs(3))
-        .await;
+    let _ = client.exec_sync("c1", ["true"], Duration::from_secs(3)).await;
     let _ = client.exec_sync("c1", ["true"], Duration::ZERO).await;
     let _ = client.stop_container("c1", Duration::from_secs(30)).await;
     let _ = client.pull_image("busybox", None, None).await;
-    let _ = client
-        .with_call_timeout(Duration::from_secs(1))
-        .status(false)
-        .await;
+    let _ = client.with_call_timeout(Duration::from_secs(1)).status(false).await;
 
     let timeouts: Vec<(String, Option<Duration>)> = fake
         .seen()
         .into_iter()
-        .map(|seen| {
-            (
-                seen.path,
-                seen.grpc_timeout.as_deref().map(parse_grpc_timeout),
-            )
-        })
+        .map(|seen| (seen.path, seen.grpc_timeout.as_deref().map(parse_grpc_timeout)))
         .collect();
     let secs = |s| Some(Duration::from_secs(s));
     let want = [
@@ -176,10 +154,7 @@ async fn a_call_slower_than_its_deadline_fails_with_deadline_exceeded_at_the_dea
         .await
         .expect("connect");
     let started = Instant::now();
-    let err = client
-        .list_pod_sandbox(None)
-        .await
-        .expect_err("the fake is slow");
+    let err = client.list_pod_sandbox(None).await.expect_err("the fake is slow");
     let elapsed = started.elapsed();
     assert!(err.is_deadline_exceeded(), "{err:?}");
     assert!(
@@ -192,9 +167,7 @@ async fn a_call_slower_than_its_deadline_fails_with_deadline_exceeded_at_the_dea
 async fn a_status_from_the_runtime_keeps_its_code_and_message() {
     let (_dir, path) = socket();
     let _fake = FakeRuntime::unix(&path);
-    let client = Client::connect(&unix_endpoint(&path))
-        .await
-        .expect("connect");
+    let client = Client::connect(&unix_endpoint(&path)).await.expect("connect");
 
     match client.container_status("nope", false).await {
         Err(Error::NotFound(message)) => assert_eq!(message, "container \"nope\" does not exist"),
@@ -225,13 +198,10 @@ async fn connecting_to_a_missing_socket_is_a_connect_error_naming_the_cause() {
 
 #[tokio::test]
 async fn a_malformed_endpoint_is_an_endpoint_error() {
-    let err = Client::connect("localhost:1234")
-        .await
-        .expect_err("no scheme");
+    let err = Client::connect("localhost:1234").await.expect_err("no scheme");
     assert!(matches!(err, Error::Endpoint(_)), "{err:?}");
     assert!(
-        err.to_string()
-            .starts_with("invalid endpoint \"localhost:1234\": "),
+        err.to_string().starts_with("invalid endpoint \"localhost:1234\": "),
         "{err}"
     );
 }
@@ -239,41 +209,29 @@ async fn a_malformed_endpoint_is_an_endpoint_error() {
 #[tokio::test]
 async fn a_lazy_client_is_unavailable_until_the_runtime_listens_then_works() {
     let (_dir, path) = socket();
-    let client =
-        Client::connect_lazy(&unix_endpoint(&path), Options::new()).expect("endpoint parses");
+    let client = Client::connect_lazy(&unix_endpoint(&path), Options::new()).expect("endpoint parses");
     let err = client.version().await.expect_err("nothing listens yet");
     assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
 
     let _fake = FakeRuntime::unix(&path);
-    client
-        .version()
-        .await
-        .expect("version once the runtime listens");
+    client.version().await.expect("version once the runtime listens");
 }
 
 #[tokio::test]
 async fn the_client_survives_the_runtime_restarting() {
     let (_dir, path) = socket();
     let fake = FakeRuntime::unix(&path);
-    let client = Client::connect(&unix_endpoint(&path))
-        .await
-        .expect("connect");
+    let client = Client::connect(&unix_endpoint(&path)).await.expect("connect");
     client.version().await.expect("version before the restart");
 
     fake.kill();
     for attempt in 0..3 {
         let err = client.version().await.expect_err("the runtime is down");
-        assert!(
-            matches!(err, Error::Unavailable(_)),
-            "attempt {attempt}: {err:?}"
-        );
+        assert!(matches!(err, Error::Unavailable(_)), "attempt {attempt}: {err:?}");
     }
 
     let _fake = FakeRuntime::unix(&path);
-    let version = client
-        .version()
-        .await
-        .expect("the first call after the restart");
+    let version = client.version().await.expect("the first call after the restart");
     assert_eq!(version.runtime_name, "fake");
 }
 
@@ -281,9 +239,7 @@ async fn the_client_survives_the_runtime_restarting() {
 async fn a_call_in_flight_when_the_runtime_dies_fails_with_unavailable() {
     let (_dir, path) = socket();
     let fake = FakeRuntime::unix(&path);
-    let client = Client::connect(&unix_endpoint(&path))
-        .await
-        .expect("connect");
+    let client = Client::connect(&unix_endpoint(&path)).await.expect("connect");
     let slow = tokio::spawn({
         let client = client.clone();
         async move { client.list_pod_sandbox(None).await }
@@ -296,25 +252,16 @@ async fn a_call_in_flight_when_the_runtime_dies_fails_with_unavailable() {
     assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
 
     let _fake = FakeRuntime::unix(&path);
-    client
-        .version()
-        .await
-        .expect("the first call after the restart");
+    client.version().await.expect("the first call after the restart");
 }
 
 #[tokio::test]
 async fn container_events_arrive_as_a_stream() {
     let (_dir, path) = socket();
     let _fake = FakeRuntime::unix(&path);
-    let client = Client::connect(&unix_endpoint(&path))
-        .await
-        .expect("connect");
+    let client = Client::connect(&unix_endpoint(&path)).await.expect("connect");
     let mut events = client.get_container_events().await.expect("subscribe");
-    let event = events
-        .next()
-        .await
-        .expect("one event")
-        .expect("not an error");
+    let event = events.next().await.expect("one event").expect("not an error");
     assert_eq!(event, fake_runtime::the_event());
     assert!(events.next().await.is_none(), "the fake ends the stream");
 }
@@ -323,9 +270,7 @@ async fn container_events_arrive_as_a_stream() {
 async fn responses_up_to_the_kubelet_s_16_mib_are_accepted() {
     let (_dir, path) = socket();
     let _fake = FakeRuntime::unix(&path);
-    let client = Client::connect(&unix_endpoint(&path))
-        .await
-        .expect("connect");
+    let client = Client::connect(&unix_endpoint(&path)).await.expect("connect");
     let out = client
         .exec_sync("c1", ["cat", "big"], Duration::from_secs(5))
         .await

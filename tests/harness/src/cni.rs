@@ -36,11 +36,7 @@ pub struct BridgeNetwork {
 
 impl BridgeNetwork {
     /// A network named `name` on `bridge` with pods in `subnet`.
-    pub fn new(
-        name: impl Into<String>,
-        bridge: impl Into<String>,
-        subnet: impl Into<String>,
-    ) -> BridgeNetwork {
+    pub fn new(name: impl Into<String>, bridge: impl Into<String>, subnet: impl Into<String>) -> BridgeNetwork {
         BridgeNetwork {
             name: name.into(),
             bridge: bridge.into(),
@@ -104,20 +100,14 @@ pub fn parse_ipv4_cidr(cidr: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
     let (address, prefix) = cidr
         .split_once('/')
         .with_context(|| format!("{cidr:?} is not a CIDR"))?;
-    let address: Ipv4Addr = address
-        .parse()
-        .with_context(|| format!("bad address in {cidr:?}"))?;
+    let address: Ipv4Addr = address.parse().with_context(|| format!("bad address in {cidr:?}"))?;
     let prefix: u8 = prefix
         .parse()
         .with_context(|| format!("bad prefix length in {cidr:?}"))?;
     if prefix > 32 {
         bail!("prefix length of {cidr:?} exceeds 32");
     }
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - prefix)
-    };
+    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
     Ok((Ipv4Addr::from(u32::from(address) & mask), prefix))
 }
 
@@ -131,10 +121,7 @@ mod tests {
             parse_ipv4_cidr("198.18.3.7/24").unwrap(),
             (Ipv4Addr::new(198, 18, 3, 0), 24)
         );
-        assert_eq!(
-            parse_ipv4_cidr("0.0.0.0/0").unwrap(),
-            (Ipv4Addr::UNSPECIFIED, 0)
-        );
+        assert_eq!(parse_ipv4_cidr("0.0.0.0/0").unwrap(), (Ipv4Addr::UNSPECIFIED, 0));
         assert!(parse_ipv4_cidr("198.18.0.0").is_err());
         assert!(parse_ipv4_cidr("198.18.0.0/33").is_err());
     }
@@ -147,10 +134,7 @@ mod tests {
         assert_eq!(conflist["name"], "kltctr");
         assert_eq!(conflist["cniVersion"], CNI_VERSION);
         let plugins = conflist["plugins"].as_array().unwrap();
-        let types: Vec<&str> = plugins
-            .iter()
-            .map(|p| p["type"].as_str().unwrap())
-            .collect();
+        let types: Vec<&str> = plugins.iter().map(|p| p["type"].as_str().unwrap()).collect();
         assert_eq!(types, ["bridge", "portmap", "loopback"]);
         assert_eq!(plugins[0]["bridge"], "kltctr0");
         assert_eq!(plugins[0]["ipMasq"], false);
@@ -166,10 +150,6 @@ mod tests {
                 .conflist()
                 .is_err()
         );
-        assert!(
-            BridgeNetwork::new("n", "b", "198.18.0.0/31")
-                .conflist()
-                .is_err()
-        );
+        assert!(BridgeNetwork::new("n", "b", "198.18.0.0/31").conflist().is_err());
     }
 }

@@ -166,10 +166,7 @@ impl Containerd {
         crate::require_tools(CONTAINERD_TOOLS)?;
         let started = Instant::now();
         scratch::reap_stale();
-        let network_lock = NamedLock::acquire(
-            &host::network_lock_name(&options.bridge),
-            options.network_lock_timeout,
-        )?;
+        let network_lock = NamedLock::acquire(&host::network_lock_name(&options.bridge), options.network_lock_timeout)?;
         // Holding the lock, nothing alive uses the bridge: whatever is there is a leftover.
         if host::link_exists(&options.bridge) {
             crate::note(format!(
@@ -179,8 +176,7 @@ impl Containerd {
         }
         host::teardown_network(&options.bridge, Some(&options.network_name))?;
 
-        let dir =
-            ScratchDir::create("containerd").context("creating containerd's scratch directory")?;
+        let dir = ScratchDir::create("containerd").context("creating containerd's scratch directory")?;
         let paths = Paths::new(dir.path());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -227,44 +223,27 @@ impl Containerd {
             containerd: Some((p.socket.clone(), p.state.clone())),
         }
         .write(&p.dir)?;
-        for dir in [
-            &p.root,
-            &p.state,
-            &p.pod_logs,
-            &p.dir.join("tmp"),
-            &p.dir.join("opt"),
-        ] {
+        for dir in [&p.root, &p.state, &p.pod_logs, &p.dir.join("tmp"), &p.dir.join("opt")] {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let mut network = BridgeNetwork::new(
-            &self.options.network_name,
-            &self.options.bridge,
-            &self.options.subnet,
-        );
+        let mut network = BridgeNetwork::new(&self.options.network_name, &self.options.bridge, &self.options.subnet);
         network.ipam_data_dir = Some(p.dir.join("cni/ipam"));
         network.write(&p.cni_conf)?;
         mirrors::write_test_mirrors(&p.certs_d, &registry.url())?;
         let cni_bin_dir = crate::cni_bin_dir().unwrap_or_else(|| PathBuf::from("/usr/lib/cni"));
         let runc = crate::find_tool("runc").unwrap_or_else(|| PathBuf::from("runc"));
-        fs::write(
-            &p.config,
-            config_toml(p, &images.pause, &cni_bin_dir, &runc),
-        )
-        .with_context(|| format!("writing {}", p.config.display()))?;
+        fs::write(&p.config, config_toml(p, &images.pause, &cni_bin_dir, &runc))
+            .with_context(|| format!("writing {}", p.config.display()))?;
         Ok(())
     }
 
     /// Starts the daemon on the existing config and state and waits until CRI answers
     /// and reports the runtime and the network ready.
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.paths.log)?;
+        let log = OpenOptions::new().create(true).append(true).open(&self.paths.log)?;
         self.log_offset = log.metadata()?.len();
-        let mut command = process::daemon_command(
-            crate::find_tool("containerd").unwrap_or_else(|| "containerd".into()),
-        );
+        let mut command =
+            process::daemon_command(crate::find_tool("containerd").unwrap_or_else(|| "containerd".into()));
         command
             .arg("--config")
             .arg(&self.paths.config)
@@ -281,13 +260,7 @@ impl Containerd {
         let deadline = Instant::now() + self.options.start_timeout;
         let mut last_error = anyhow::anyhow!("not started");
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .map(Child::try_wait)
-                .transpose()?
-                .flatten()
-            {
+            if let Some(status) = self.child.as_mut().map(Child::try_wait).transpose()?.flatten() {
                 self.child = None;
                 bail!("containerd exited with {status} while starting");
             }
@@ -299,10 +272,7 @@ impl Containerd {
                 }
             }
             if Instant::now() >= deadline {
-                return Err(last_error.context(format!(
-                    "containerd not ready within {:?}",
-                    self.options.start_timeout
-                )));
+                return Err(last_error.context(format!("containerd not ready within {:?}", self.options.start_timeout)));
             }
             std::thread::sleep(process::POLL_INTERVAL);
         }
@@ -437,9 +407,7 @@ impl Containerd {
             .child
             .as_mut()
             .is_some_and(|child| matches!(child.try_wait(), Ok(None)));
-        if let (true, Some(channel), Some(runtime)) =
-            (daemon_running, self.channel.clone(), self.runtime.as_ref())
-        {
+        if let (true, Some(channel), Some(runtime)) = (daemon_running, self.channel.clone(), self.runtime.as_ref()) {
             // On a thread of its own: `block_on` would panic if cleanup ran inside async
             // code (a drop in an async test, say).
             let result = std::thread::scope(|scope| {
@@ -459,10 +427,7 @@ impl Containerd {
             );
         }
         let needle = format!("{}/", self.paths.dir.display());
-        let survivors = process::kill_and_wait(
-            &process::pids_with_cmdline_containing(&needle),
-            Duration::from_secs(5),
-        );
+        let survivors = process::kill_and_wait(&process::pids_with_cmdline_containing(&needle), Duration::from_secs(5));
         step(
             "killing shims",
             if survivors.is_empty() {
@@ -471,24 +436,15 @@ impl Containerd {
                 Err(anyhow::anyhow!("still alive: {survivors:?}"))
             },
         );
-        step(
-            "deleting runc containers",
-            host::runc_delete_all(&self.paths.runc_root),
-        );
+        step("deleting runc containers", host::runc_delete_all(&self.paths.runc_root));
         host::remove_containerd_shim_sockets(&self.paths.socket, &self.paths.state);
-        step(
-            "unmounting",
-            host::unmount_all_under(&self.paths.dir).map(drop),
-        );
+        step("unmounting", host::unmount_all_under(&self.paths.dir).map(drop));
         step(
             "removing the pod network",
             host::teardown_network(&self.options.bridge, Some(&self.options.network_name)),
         );
         scratch::keep_log(&self.paths.log, &self.paths.dir);
-        step(
-            "removing the scratch directory",
-            self.dir.remove().map_err(Into::into),
-        );
+        step("removing the scratch directory", self.dir.remove().map_err(Into::into));
 
         if !errors.is_empty() {
             bail!("containerd cleanup incomplete: {}", errors.join("; "));
@@ -531,11 +487,7 @@ async fn ready(socket: PathBuf) -> anyhow::Result<()> {
     for wanted in ["RuntimeReady", "NetworkReady"] {
         match conditions.iter().find(|c| c.r#type == wanted) {
             Some(condition) if condition.status => {}
-            Some(condition) => bail!(
-                "{wanted} is false: {} {}",
-                condition.reason,
-                condition.message
-            ),
+            Some(condition) => bail!("{wanted} is false: {} {}", condition.reason, condition.message),
             None => bail!("Status reports no {wanted} condition"),
         }
     }
@@ -651,10 +603,7 @@ mod tests {
             r#"    conf_dir = "/t/c-1/cni/net.d""#,
             r#"    config_path = "/t/c-1/certs.d""#,
         ] {
-            assert!(
-                toml.lines().any(|l| l == line),
-                "missing {line:?} in\n{toml}"
-            );
+            assert!(toml.lines().any(|l| l == line), "missing {line:?} in\n{toml}");
         }
         assert_eq!(
             toml.matches("address = \"\"").count(),

@@ -23,8 +23,7 @@ fn endpoint() -> Endpoint {
 
 fn connector(
     path: PathBuf,
-) -> impl tower::Service<Uri, Response = TokioIo<UnixStream>, Error = std::io::Error, Future: Send> + Clone
-{
+) -> impl tower::Service<Uri, Response = TokioIo<UnixStream>, Error = std::io::Error, Future: Send> + Clone {
     service_fn(move |_: Uri| {
         let path = path.clone();
         async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
@@ -64,12 +63,9 @@ pub async fn version(channel: Channel, timeout: Duration) -> anyhow::Result<v1::
 /// Each call gets `per_call` to answer. Returns how many sandboxes it removed.
 pub async fn remove_all_pods(channel: Channel, per_call: Duration) -> anyhow::Result<usize> {
     let mut client = RuntimeServiceClient::new(channel);
-    let sandboxes = within(
-        per_call,
-        client.list_pod_sandbox(v1::ListPodSandboxRequest::default()),
-    )
-    .await?
-    .items;
+    let sandboxes = within(per_call, client.list_pod_sandbox(v1::ListPodSandboxRequest::default()))
+        .await?
+        .items;
     let mut errors = Vec::new();
     for sandbox in &sandboxes {
         let pod_sandbox_id = sandbox.id.clone();
@@ -86,12 +82,9 @@ pub async fn remove_all_pods(channel: Channel, per_call: Duration) -> anyhow::Re
             errors.push(format!("RemovePodSandbox {pod_sandbox_id}: {err:#}"));
         }
     }
-    let containers = within(
-        per_call,
-        client.list_containers(v1::ListContainersRequest::default()),
-    )
-    .await?
-    .containers;
+    let containers = within(per_call, client.list_containers(v1::ListContainersRequest::default()))
+        .await?
+        .containers;
     for container in containers {
         let container_id = container.id;
         let stop = v1::StopContainerRequest {
@@ -141,14 +134,8 @@ mod tests {
 
     #[test]
     fn endpoints_name_their_socket() {
-        assert_eq!(
-            socket_path("unix:///run/c.sock"),
-            Some(Path::new("/run/c.sock"))
-        );
-        assert_eq!(
-            socket_path("unix:/run/c.sock"),
-            Some(Path::new("/run/c.sock"))
-        );
+        assert_eq!(socket_path("unix:///run/c.sock"), Some(Path::new("/run/c.sock")));
+        assert_eq!(socket_path("unix:/run/c.sock"), Some(Path::new("/run/c.sock")));
         assert_eq!(socket_path("tcp://127.0.0.1:1"), None);
         assert_eq!(socket_path("unix://relative"), None);
     }

@@ -1,5 +1,6 @@
 //! A small client of the OCI distribution API over plain HTTP: enough to push images
-//! built by [`crate::image_builder`] and to read them back.
+//! and indexes built by [`crate::image_builder`] and [`crate::image_index`] and to read
+//! them back, anonymously or with Basic authentication.
 //!
 //! Pushing follows the spec's two-step upload: `POST /v2/NAME/blobs/uploads/` opens a
 //! session, `PUT <Location>?digest=...` sends the blob. `HEAD /v2/NAME/blobs/DIGEST` first
@@ -8,9 +9,11 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
 use ureq::http::{Response, StatusCode};
 
 use crate::image_builder::{Image, MEDIA_TYPE_MANIFEST};
+use crate::image_index::{ImageIndex, MEDIA_TYPE_INDEX};
 
 /// Manifest media types accepted when reading a manifest back.
 const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
@@ -30,10 +33,22 @@ pub struct FetchedManifest {
 }
 
 /// A client of one registry at `http://ADDR`. Never uses a proxy.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RegistryClient {
     base: String,
     agent: ureq::Agent,
+    /// `Basic <base64>` sent with every request, if set.
+    authorization: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    /// Never prints the credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("base", &self.base)
+            .field("authenticated", &self.authorization.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RegistryClient {
@@ -48,6 +63,22 @@ impl RegistryClient {
         RegistryClient {
             base: format!("http://{addr}"),
             agent,
+            authorization: None,
+        }
+    }
+
+    /// The same client, sending `user` and `password` with Basic authentication on every
+    /// request (what docker-registry's `htpasswd` authentication asks for).
+    pub fn with_basic_auth(mut self, user: &str, password: &str) -> RegistryClient {
+        self.authorization = Some(basic_authorization(user, password));
+        self
+    }
+
+    /// Adds the `Authorization` header, if the client has credentials.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(value) => request.header("Authorization", value),
+            None => request,
         }
     }
 
@@ -63,23 +94,30 @@ impl RegistryClient {
 
     /// `GET /v2/` with a short timeout, for readiness loops.
     pub fn ping_with_timeout(&self, timeout: Duration) -> anyhow::Result<()> {
-        let response = self
-            .agent
-            .get(format!("{}/v2/", self.base))
+        let response = self.get_v2(timeout)?;
+        expect_status(response, &[StatusCode::OK], "GET /v2/").map(drop)
+    }
+
+    /// The status `GET /v2/` answers with: 200, or 401 when the registry wants
+    /// credentials this client does not send (or are wrong).
+    pub fn v2_status(&self) -> anyhow::Result<u16> {
+        Ok(self.get_v2(Duration::from_secs(10))?.status().as_u16())
+    }
+
+    fn get_v2(&self, timeout: Duration) -> anyhow::Result<Response<ureq::Body>> {
+        self.authorized(self.agent.get(format!("{}/v2/", self.base)))
             .config()
             .timeout_global(Some(timeout))
             .build()
             .call()
-            .context("GET /v2/")?;
-        expect_status(response, &[StatusCode::OK], "GET /v2/").map(drop)
+            .context("GET /v2/")
     }
 
     /// `HEAD /v2/REPO/blobs/DIGEST`: true if the registry has the blob.
     pub fn has_blob(&self, repository: &str, digest: &str) -> anyhow::Result<bool> {
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
         let response = self
-            .agent
-            .head(&url)
+            .authorized(self.agent.head(&url))
             .call()
             .with_context(|| format!("HEAD {url}"))?;
         match response.status() {
@@ -96,8 +134,7 @@ impl RegistryClient {
         }
         let start = format!("{}/v2/{repository}/blobs/uploads/", self.base);
         let response = self
-            .agent
-            .post(&start)
+            .authorized(self.agent.post(&start))
             .send_empty()
             .with_context(|| format!("POST {start}"))?;
         let response = expect_status(response, &[StatusCode::ACCEPTED], &format!("POST {start}"))?;
@@ -115,8 +152,7 @@ impl RegistryClient {
         upload.push_str("digest=");
         upload.push_str(&digest.replace(':', "%3A"));
         let response = self
-            .agent
-            .put(&upload)
+            .authorized(self.agent.put(&upload))
             .header("Content-Type", "application/octet-stream")
             .send(data)
             .with_context(|| format!("PUT blob {digest} of {repository}"))?;
@@ -138,8 +174,7 @@ impl RegistryClient {
     ) -> anyhow::Result<String> {
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
         let response = self
-            .agent
-            .put(&url)
+            .authorized(self.agent.put(&url))
             .header("Content-Type", media_type)
             .send(body)
             .with_context(|| format!("PUT {url}"))?;
@@ -154,39 +189,63 @@ impl RegistryClient {
 
     /// Pushes an image's blobs (skipping those already there), then its manifest under
     /// each tag. Returns the manifest digest.
-    pub fn push_image(
-        &self,
-        repository: &str,
-        tags: &[&str],
-        image: &Image,
-    ) -> anyhow::Result<String> {
-        for layer in image.layers() {
-            self.push_blob(repository, layer.digest(), layer.blob())?;
-        }
-        self.push_blob(repository, image.config_digest(), image.config_blob())?;
+    pub fn push_image(&self, repository: &str, tags: &[&str], image: &Image) -> anyhow::Result<String> {
+        self.push_image_blobs(repository, image)?;
         for tag in tags {
-            let digest =
-                self.push_manifest(repository, tag, MEDIA_TYPE_MANIFEST, image.manifest())?;
-            if digest != image.digest() {
-                bail!(
-                    "registry stored {repository}:{tag} as {digest}, expected {}",
-                    image.digest()
-                );
-            }
+            self.push_checked(repository, tag, MEDIA_TYPE_MANIFEST, image.manifest(), image.digest())?;
         }
         Ok(image.digest().to_string())
     }
 
-    /// `GET /v2/REPO/manifests/REFERENCE`; `None` if the registry does not know it.
-    pub fn manifest(
+    /// Pushes every image of an index (blobs, then each manifest by its digest: the
+    /// registry refuses an index naming manifests it lacks), then the index under each
+    /// tag. Returns the index digest.
+    pub fn push_index(&self, repository: &str, tags: &[&str], index: &ImageIndex) -> anyhow::Result<String> {
+        for (_, image) in index.entries() {
+            self.push_image_blobs(repository, image)?;
+            self.push_checked(
+                repository,
+                image.digest(),
+                MEDIA_TYPE_MANIFEST,
+                image.manifest(),
+                image.digest(),
+            )?;
+        }
+        for tag in tags {
+            self.push_checked(repository, tag, MEDIA_TYPE_INDEX, index.manifest(), index.digest())?;
+        }
+        Ok(index.digest().to_string())
+    }
+
+    fn push_image_blobs(&self, repository: &str, image: &Image) -> anyhow::Result<()> {
+        for layer in image.layers() {
+            self.push_blob(repository, layer.digest(), layer.blob())?;
+        }
+        self.push_blob(repository, image.config_digest(), image.config_blob())?;
+        Ok(())
+    }
+
+    /// Pushes a manifest or index and checks that the registry stored it under `expected`.
+    fn push_checked(
         &self,
         repository: &str,
         reference: &str,
-    ) -> anyhow::Result<Option<FetchedManifest>> {
+        media_type: &str,
+        body: &[u8],
+        expected: &str,
+    ) -> anyhow::Result<()> {
+        let digest = self.push_manifest(repository, reference, media_type, body)?;
+        if digest != expected {
+            bail!("registry stored {repository}:{reference} as {digest}, expected {expected}");
+        }
+        Ok(())
+    }
+
+    /// `GET /v2/REPO/manifests/REFERENCE`; `None` if the registry does not know it.
+    pub fn manifest(&self, repository: &str, reference: &str) -> anyhow::Result<Option<FetchedManifest>> {
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
         let response = self
-            .agent
-            .get(&url)
+            .authorized(self.agent.get(&url))
             .header("Accept", ACCEPT_MANIFESTS)
             .call()
             .with_context(|| format!("GET {url}"))?;
@@ -218,8 +277,7 @@ impl RegistryClient {
     pub fn blob(&self, repository: &str, digest: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
         let response = self
-            .agent
-            .get(&url)
+            .authorized(self.agent.get(&url))
             .call()
             .with_context(|| format!("GET {url}"))?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -236,6 +294,12 @@ impl RegistryClient {
     }
 }
 
+/// The `Authorization` header value of Basic authentication (RFC 7617).
+fn basic_authorization(user: &str, password: &str) -> String {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}")
+}
+
 /// Returns the response if its status is one of `expected`, else an error with the
 /// registry's error body.
 fn expect_status(
@@ -249,4 +313,26 @@ fn expect_status(
     let status = response.status();
     let body = response.body_mut().read_to_string().unwrap_or_default();
     bail!("{what}: {status}: {}", body.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_authorization_encodes_user_and_password() {
+        // The example of RFC 7617, section 2.
+        assert_eq!(
+            basic_authorization("Aladdin", "open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_the_credentials() {
+        let client = RegistryClient::new("127.0.0.1:5000").with_basic_auth("u", "hunter2");
+        let debug = format!("{client:?}");
+        assert!(debug.contains("authenticated: true"), "{debug}");
+        assert!(!debug.contains("hunter2") && !debug.contains("Basic"), "{debug}");
+    }
 }

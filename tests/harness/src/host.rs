@@ -69,13 +69,7 @@ impl InstanceRecord {
             runc_roots: json
                 .get("runc_roots")
                 .and_then(|v| v.as_array())
-                .map(|roots| {
-                    roots
-                        .iter()
-                        .filter_map(|r| r.as_str())
-                        .map(PathBuf::from)
-                        .collect()
-                })
+                .map(|roots| roots.iter().filter_map(|r| r.as_str()).map(PathBuf::from).collect())
                 .unwrap_or_default(),
             containerd: json.get("containerd").and_then(|c| {
                 Some((
@@ -149,11 +143,7 @@ pub fn link_exists(name: &str) -> bool {
 }
 
 fn valid_link_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() < 16
-        && !name.contains(['/', ' ', '\0'])
-        && name != "."
-        && name != ".."
+    !name.is_empty() && name.len() < 16 && !name.contains(['/', ' ', '\0']) && name != "." && name != ".."
 }
 
 /// Deletes a network interface (`ip link del`); an absent one is not an error.
@@ -166,10 +156,7 @@ pub fn delete_link(name: &str) -> anyhow::Result<()> {
         .output()
         .context("running ip link del")?;
     if !output.status.success() && link_exists(name) {
-        bail!(
-            "ip link del {name}: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        bail!("ip link del {name}: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
     Ok(())
 }
@@ -203,14 +190,8 @@ fn unescape_mountinfo(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let value =
-                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+            let value = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(value);
             i += 4;
         } else {
@@ -235,8 +216,7 @@ pub fn unmount_all_under(dir: &Path) -> anyhow::Result<usize> {
                 Ok(()) => count += 1,
                 Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
                 Err(errno) => {
-                    return Err(io::Error::from(errno))
-                        .with_context(|| format!("umount -l {}", point.display()));
+                    return Err(io::Error::from(errno)).with_context(|| format!("umount -l {}", point.display()));
                 }
             }
         }
@@ -277,10 +257,7 @@ pub fn runc_delete_all(root: &Path) -> anyhow::Result<()> {
         let Ok(containers) = fs::read_dir(&namespace_root) else {
             continue;
         };
-        for container in containers
-            .flatten()
-            .filter(|e| e.path().join("state.json").exists())
-        {
+        for container in containers.flatten().filter(|e| e.path().join("state.json").exists()) {
             let id = container.file_name();
             let output = Command::new("runc")
                 .arg("--root")
@@ -312,19 +289,13 @@ pub const CONTAINERD_SHIM_SOCKET_DIR: &str = "/run/containerd/s";
 pub fn remove_containerd_shim_sockets(containerd_socket: &Path, state: &Path) {
     let tasks = state.join("io.containerd.runtime.v2.task");
     for namespace in fs::read_dir(tasks).into_iter().flatten().flatten() {
-        for task in fs::read_dir(namespace.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
+        for task in fs::read_dir(namespace.path()).into_iter().flatten().flatten() {
             let path = Path::new(CONTAINERD_SHIM_SOCKET_DIR).join(shim_socket_name(
                 containerd_socket,
                 &namespace.file_name().to_string_lossy(),
                 &task.file_name().to_string_lossy(),
             ));
-            if fs::symlink_metadata(&path)
-                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
-            {
+            if fs::symlink_metadata(&path).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type())) {
                 let _ = fs::remove_file(&path);
             }
         }
@@ -371,10 +342,7 @@ pub fn remove_iptables_rules(network: Option<&str>, bridge: Option<&str>) -> any
         .output()
         .context("running iptables-save")?;
     if !save.status.success() {
-        bail!(
-            "iptables-save: {}",
-            String::from_utf8_lossy(&save.stderr).trim()
-        );
+        bail!("iptables-save: {}", String::from_utf8_lossy(&save.stderr).trim());
     }
     let plan = plan_iptables_cleanup(&String::from_utf8_lossy(&save.stdout), |rule| {
         network.is_some_and(|network| rule.contains(&format!("name: \\\"{network}\\\"")))
@@ -441,25 +409,12 @@ fn plan_iptables_cleanup(save: &str, matches: impl Fn(&str) -> bool) -> Iptables
             changes += count;
         }
     }
-    IptablesPlan {
-        restore_input,
-        changes,
-    }
+    IptablesPlan { restore_input, changes }
 }
 
-fn plan_table(
-    table: &str,
-    chains: &[&str],
-    rules: &[&str],
-    matches: &impl Fn(&str) -> bool,
-) -> (String, usize) {
+fn plan_table(table: &str, chains: &[&str], rules: &[&str], matches: &impl Fn(&str) -> bool) -> (String, usize) {
     const BUILTIN: &[&str] = &["INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"];
-    let chain_of = |rule: &str| {
-        rule.split_whitespace()
-            .nth(1)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let chain_of = |rule: &str| rule.split_whitespace().nth(1).unwrap_or_default().to_string();
     let target_of = |rule: &str| {
         let tokens = tokenize_rule(rule);
         tokens
@@ -583,8 +538,7 @@ COMMIT
     #[test]
     fn iptables_cleanup_deletes_our_rules_and_our_chains_only() {
         let plan = plan_iptables_cleanup(SAVE, |rule| {
-            rule.contains(r#"name: \"kltctr\""#)
-                || tokenize_rule(rule).iter().any(|t| t == "kltctr0")
+            rule.contains(r#"name: \"kltctr\""#) || tokenize_rule(rule).iter().any(|t| t == "kltctr0")
         });
         assert_eq!(
             plan.restore_input,
@@ -656,9 +610,7 @@ COMMIT
         // Seen on this machine: the socket of a shim of containerd 1.6.20.
         assert_eq!(
             shim_socket_name(
-                Path::new(
-                    "/var/lib/kubelet-lite-test/containerd-24996-1-647598382/containerd.sock"
-                ),
+                Path::new("/var/lib/kubelet-lite-test/containerd-24996-1-647598382/containerd.sock"),
                 "k8s.io",
                 "8154ddb5bac3b7f47922738c4aabdaa6a2024bc2a87b69d0ba450686b911ded1"
             ),
@@ -679,9 +631,6 @@ COMMIT
         record.write(&dir).unwrap();
         assert_eq!(InstanceRecord::read(&dir).unwrap(), record);
         fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(
-            InstanceRecord::read(&dir).unwrap(),
-            InstanceRecord::default()
-        );
+        assert_eq!(InstanceRecord::read(&dir).unwrap(), InstanceRecord::default());
     }
 }

@@ -66,6 +66,61 @@ pub fn go_arch() -> &'static str {
     }
 }
 
+/// The platform an image runs on: OS, architecture and variant, as OCI (Go) names them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Platform {
+    /// `linux`, `windows`, ...
+    pub os: String,
+    /// `amd64`, `arm64`, `arm`, ...
+    pub architecture: String,
+    /// The CPU variant, such as `v7` for `arm` or `v8` for `arm64`, if any.
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// `linux/ARCHITECTURE`, without a variant.
+    pub fn linux(architecture: impl Into<String>) -> Platform {
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
+    }
+
+    /// This machine: `linux/`[`go_arch`].
+    pub fn host() -> Platform {
+        Platform::linux(go_arch())
+    }
+
+    /// The same platform with a CPU variant.
+    pub fn with_variant(self, variant: impl Into<String>) -> Platform {
+        Platform {
+            variant: Some(variant.into()),
+            ..self
+        }
+    }
+
+    /// The platform as an image index lists it (`os`, `architecture`, `variant` if set).
+    pub fn to_json(&self) -> Value {
+        let mut object = json!({ "architecture": self.architecture, "os": self.os });
+        if let Some(variant) = &self.variant {
+            object["variant"] = json!(variant);
+        }
+        object
+    }
+}
+
+impl std::fmt::Display for Platform {
+    /// `os/architecture[/variant]`, as `--platform` flags spell it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
 /// One entry of a layer's tar archive. Paths are relative (`bin/sh`, no leading `/`).
 ///
 /// The typed variants are checked by the `tar` crate (no `..`, no absolute paths). A
@@ -187,9 +242,7 @@ impl Entry {
                 uid: owner_uid,
                 gid: owner_gid,
             },
-            Entry::File {
-                path, mode, data, ..
-            } => Entry::File {
+            Entry::File { path, mode, data, .. } => Entry::File {
                 path,
                 mode,
                 uid: owner_uid,
@@ -248,12 +301,7 @@ pub fn build_tar(entries: &[Entry]) -> io::Result<Vec<u8>> {
         let mut header = Header::new_gnu();
         header.set_mtime(0);
         match entry {
-            Entry::Dir {
-                path,
-                mode,
-                uid,
-                gid,
-            } => {
+            Entry::Dir { path, mode, uid, gid } => {
                 header.set_entry_type(EntryType::Directory);
                 set_common(&mut header, *mode, *uid, *gid, 0);
                 builder.append_data(&mut header, path, io::empty())?;
@@ -327,6 +375,19 @@ impl Layer {
             blob,
             media_type: MEDIA_TYPE_LAYER_GZIP,
         })
+    }
+
+    /// A gzip layer from a blob built earlier (such as one cached on disk) and the digest
+    /// of its uncompressed tar. The blob's digest is computed; `diff_id` is trusted, not
+    /// checked (decompressing to check it would cost what keeping the blob saved).
+    pub fn from_gzip_blob(blob: impl Into<Bytes>, diff_id: impl Into<String>) -> Layer {
+        let blob = blob.into();
+        Layer {
+            digest: sha256_digest(&blob),
+            diff_id: diff_id.into(),
+            blob,
+            media_type: MEDIA_TYPE_LAYER_GZIP,
+        }
     }
 
     /// An uncompressed layer (media type `...tar`; its digest is its diff id).
@@ -416,9 +477,7 @@ impl ImageConfig {
         if let Some(signal) = &self.stop_signal {
             object.insert("StopSignal".into(), json!(signal));
         }
-        let set = |items: &[String]| {
-            Value::Object(items.iter().map(|i| (i.clone(), json!({}))).collect())
-        };
+        let set = |items: &[String]| Value::Object(items.iter().map(|i| (i.clone(), json!({}))).collect());
         if !self.exposed_ports.is_empty() {
             object.insert("ExposedPorts".into(), set(&self.exposed_ports));
         }
@@ -431,17 +490,27 @@ impl ImageConfig {
 
 /// The full OCI image config JSON for `layers` on linux/`architecture`.
 pub fn config_json(config: &ImageConfig, layers: &[Layer], architecture: &str) -> Value {
-    json!({
+    platform_config_json(config, layers, &Platform::linux(architecture))
+}
+
+/// The full OCI image config JSON for `layers` on `platform` (`variant` only if it has
+/// one).
+pub fn platform_config_json(config: &ImageConfig, layers: &[Layer], platform: &Platform) -> Value {
+    let mut json = json!({
         "created": EPOCH,
-        "architecture": architecture,
-        "os": "linux",
+        "architecture": platform.architecture,
+        "os": platform.os,
         "config": config.to_json(),
         "rootfs": {
             "type": "layers",
             "diff_ids": layers.iter().map(Layer::diff_id).collect::<Vec<_>>(),
         },
         "history": layers.iter().map(|_| json!({ "created": EPOCH, "created_by": "kubelet-lite test-harness" })).collect::<Vec<_>>(),
-    })
+    });
+    if let Some(variant) = &platform.variant {
+        json["variant"] = json!(variant);
+    }
+    json
 }
 
 /// The OCI image manifest JSON for a config blob and its layers.
@@ -460,6 +529,7 @@ pub fn manifest_json(config_digest: &str, config_size: u64, layers: &[Layer]) ->
 /// A complete single-platform image: layers, config blob and manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
+    platform: Platform,
     layers: Vec<Layer>,
     config: Bytes,
     config_digest: String,
@@ -475,18 +545,28 @@ impl Image {
 
     /// An image for linux/`architecture` (Go naming).
     pub fn for_architecture(layers: Vec<Layer>, config: &ImageConfig, architecture: &str) -> Image {
-        let config = Bytes::from(config_json(config, &layers, architecture).to_string());
+        Image::for_platform(layers, config, &Platform::linux(architecture))
+    }
+
+    /// An image for `platform` (its config says so; an index lists it so).
+    pub fn for_platform(layers: Vec<Layer>, config: &ImageConfig, platform: &Platform) -> Image {
+        let config = Bytes::from(platform_config_json(config, &layers, platform).to_string());
         let config_digest = sha256_digest(&config);
-        let manifest =
-            Bytes::from(manifest_json(&config_digest, config.len() as u64, &layers).to_string());
+        let manifest = Bytes::from(manifest_json(&config_digest, config.len() as u64, &layers).to_string());
         let digest = sha256_digest(&manifest);
         Image {
+            platform: platform.clone(),
             layers,
             config,
             config_digest,
             manifest,
             digest,
         }
+    }
+
+    /// The platform the image is for.
+    pub fn platform(&self) -> &Platform {
+        &self.platform
     }
 
     /// The layers, bottom first.
@@ -589,8 +669,7 @@ mod tests {
         ])
         .unwrap();
         let entries = entries_of(&tar);
-        let summary: Vec<(&str, EntryType, u32)> =
-            entries.iter().map(|e| (e.0.as_str(), e.1, e.2)).collect();
+        let summary: Vec<(&str, EntryType, u32)> = entries.iter().map(|e| (e.0.as_str(), e.1, e.2)).collect();
         assert_eq!(
             summary,
             [
@@ -614,37 +693,18 @@ mod tests {
     fn unchecked_entries_keep_hostile_names() {
         let tar = build_tar(&[
             Entry::unchecked(EntryType::Regular, "../escape", None, 0o644, "x").unwrap(),
-            Entry::unchecked(
-                EntryType::Symlink,
-                "evil",
-                Some("/etc/shadow"),
-                0o777,
-                Bytes::new(),
-            )
-            .unwrap(),
+            Entry::unchecked(EntryType::Symlink, "evil", Some("/etc/shadow"), 0o777, Bytes::new()).unwrap(),
         ])
         .unwrap();
         let entries = entries_of(&tar);
         assert_eq!(entries[0].0, "../escape");
         assert_eq!(entries[1].4.as_deref(), Some("/etc/shadow"));
-        assert!(
-            Entry::unchecked(
-                EntryType::Regular,
-                &"x".repeat(101),
-                None,
-                0o644,
-                Bytes::new()
-            )
-            .is_err()
-        );
+        assert!(Entry::unchecked(EntryType::Regular, &"x".repeat(101), None, 0o644, Bytes::new()).is_err());
     }
 
     #[test]
     fn layers_are_reproducible_and_their_diff_id_is_the_tar_digest() {
-        let entries = [
-            Entry::dir("etc", 0o755),
-            Entry::file("etc/hostname", 0o644, "test\n"),
-        ];
+        let entries = [Entry::dir("etc", 0o755), Entry::file("etc/hostname", 0o644, "test\n")];
         let a = Layer::from_entries(&entries).unwrap();
         let b = Layer::from_entries(&entries).unwrap();
         assert_eq!(a, b);
@@ -660,6 +720,36 @@ mod tests {
         let raw = Layer::uncompressed(build_tar(&entries).unwrap());
         assert_eq!(raw.digest(), raw.diff_id());
         assert_eq!(raw.media_type(), MEDIA_TYPE_LAYER_TAR);
+    }
+
+    #[test]
+    fn gzip_blobs_kept_aside_make_the_same_layer() {
+        let layer = Layer::from_entries(&[Entry::file("a", 0o644, "a\n")]).unwrap();
+        let again = Layer::from_gzip_blob(layer.blob().clone(), layer.diff_id());
+        assert_eq!(again, layer);
+    }
+
+    #[test]
+    fn platforms_print_and_serialize_like_oci() {
+        let arm = Platform::linux("arm").with_variant("v7");
+        assert_eq!(arm.to_string(), "linux/arm/v7");
+        assert_eq!(
+            arm.to_json(),
+            json!({ "os": "linux", "architecture": "arm", "variant": "v7" })
+        );
+        assert_eq!(Platform::host().to_string(), format!("linux/{}", go_arch()));
+        assert!(Platform::host().to_json().get("variant").is_none());
+
+        let image = Image::for_platform(Vec::new(), &ImageConfig::default(), &arm);
+        assert_eq!(image.platform(), &arm);
+        let config: Value = serde_json::from_slice(image.config_blob()).unwrap();
+        assert_eq!(
+            (&config["os"], &config["architecture"], &config["variant"]),
+            (&json!("linux"), &json!("arm"), &json!("v7"))
+        );
+        let plain = Image::new(Vec::new(), &ImageConfig::default());
+        let config: Value = serde_json::from_slice(plain.config_blob()).unwrap();
+        assert!(config.get("variant").is_none());
     }
 
     #[test]
@@ -691,10 +781,7 @@ mod tests {
         assert_eq!(config["architecture"], "arm64");
         assert_eq!(config["os"], "linux");
         assert_eq!(config["rootfs"]["type"], "layers");
-        assert_eq!(
-            config["rootfs"]["diff_ids"],
-            json!([base.diff_id(), top.diff_id()])
-        );
+        assert_eq!(config["rootfs"]["diff_ids"], json!([base.diff_id(), top.diff_id()]));
         assert_eq!(config["config"]["User"], "65532:65532");
         assert_eq!(config["config"]["Entrypoint"], json!(["/pause"]));
         assert_eq!(config["config"]["ExposedPorts"], json!({ "80/tcp": {} }));

@@ -3,10 +3,15 @@
 //! Every integration test of the workspace that needs more than in-process fakes starts
 //! its environment through this crate:
 //!
-//! - [`Registry`]: Debian's `docker-registry` on 127.0.0.1, plain HTTP, throw-away storage;
+//! - [`Registry`]: Debian's `docker-registry` on 127.0.0.1, plain HTTP, throw-away storage,
+//!   anonymous or with Basic authentication ([`RegistryOptions`]);
 //! - [`push_test_images`]: busybox, a pause-style sandbox image and a non-root busybox,
 //!   built in Rust from the host's static `/bin/busybox` (see [`image_builder`] to build
 //!   more) and pushed to that registry;
+//! - [`push_multi_platform_image`]: an OCI image index whose entry for this machine is
+//!   busybox, behind decoys for other platforms ([`multi_platform`]);
+//! - [`push_large_image`]: a 64 MiB image in 5 gzip layers for pull benchmarks, built
+//!   once per machine and cached ([`large_image`]);
 //! - [`Containerd`]: containerd 1.6 with its CRI plugin on a private socket, root, state,
 //!   bridge and subnet, pulling `docker.io` and `registry.k8s.io` from the local registry
 //!   through `hosts.toml` mirrors, and cleaned up completely on drop;
@@ -71,8 +76,12 @@ pub mod containerd;
 pub mod cri;
 pub mod distribution;
 pub mod host;
+pub mod htpasswd;
 pub mod image_builder;
+pub mod image_index;
+pub mod large_image;
 pub mod mirrors;
+pub mod multi_platform;
 mod output;
 mod prereq;
 pub mod process;
@@ -82,10 +91,11 @@ pub mod suite;
 pub mod test_images;
 
 pub use containerd::{Containerd, ContainerdOptions};
+pub use large_image::{LargeImage, LargeImageSpec, push_large_image};
+pub use multi_platform::{MultiPlatformImage, push_multi_platform_image};
 pub use output::note;
 pub use prereq::{
-    CNI_PLUGIN_DIRS, CNI_PLUGINS, Missing, cni_bin_dir, debian_package, find_tool, in_ci,
-    require_root, require_tools,
+    CNI_PLUGIN_DIRS, CNI_PLUGINS, Missing, cni_bin_dir, debian_package, find_tool, in_ci, require_root, require_tools,
 };
-pub use registry::Registry;
+pub use registry::{Registry, RegistryOptions};
 pub use test_images::{TestImages, direct_references, push_test_images};

@@ -35,16 +35,11 @@ pub fn hosts_toml(mirror_url: &str) -> String {
 
 /// Writes `CERTS_D/REGISTRY/hosts.toml` mapping `registry` (such as `docker.io`) onto
 /// `mirror_url`, and returns its path.
-pub fn write_hosts_toml(
-    certs_d: &Path,
-    registry: &str,
-    mirror_url: &str,
-) -> anyhow::Result<PathBuf> {
+pub fn write_hosts_toml(certs_d: &Path, registry: &str, mirror_url: &str) -> anyhow::Result<PathBuf> {
     let dir = certs_d.join(registry);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("hosts.toml");
-    fs::write(&path, hosts_toml(mirror_url))
-        .with_context(|| format!("writing {}", path.display()))?;
+    fs::write(&path, hosts_toml(mirror_url)).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 

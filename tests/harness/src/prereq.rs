@@ -79,9 +79,7 @@ impl Missing {
 
     /// Finds a `Missing` anywhere in an error's chain of causes.
     pub fn find(error: &anyhow::Error) -> Option<&Missing> {
-        error
-            .chain()
-            .find_map(|cause| cause.downcast_ref::<Missing>())
+        error.chain().find_map(|cause| cause.downcast_ref::<Missing>())
     }
 
     /// One line per missing item, with the Debian package that provides it when known.
@@ -123,9 +121,7 @@ pub fn debian_package(tool: &str) -> Option<&'static str> {
         "containerd" | "containerd-shim-runc-v2" | "ctr" => "containerd",
         "runc" => "runc",
         "busybox" => "busybox-static",
-        "bridge" | "host-local" | "loopback" | "portmap" | "firewall" | "tuning" => {
-            "containernetworking-plugins"
-        }
+        "bridge" | "host-local" | "loopback" | "portmap" | "firewall" | "tuning" => "containernetworking-plugins",
         "iptables" | "iptables-save" | "iptables-restore" => "iptables",
         "ip" => "iproute2",
         "setpriv" | "umount" | "mount" => "util-linux",
@@ -160,18 +156,13 @@ pub fn cni_bin_dir() -> Option<PathBuf> {
 }
 
 fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path)
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
 /// Checks that every tool is installed (see [`find_tool`] for where it looks), and
 /// returns all the absent ones at once.
 pub fn require_tools(tools: &[&str]) -> Result<(), Missing> {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|tool| find_tool(tool).is_none())
-        .collect();
+    let missing: Vec<&str> = tools.iter().copied().filter(|tool| find_tool(tool).is_none()).collect();
     if missing.is_empty() {
         Ok(())
     } else {
@@ -219,12 +210,8 @@ mod tests {
 
     #[test]
     fn require_tools_lists_only_the_absent() {
-        let err =
-            require_tools(&["sh", "surely-not-a-tool-x1", "surely-not-a-tool-x2"]).unwrap_err();
-        assert_eq!(
-            err.items(),
-            ["surely-not-a-tool-x1", "surely-not-a-tool-x2"]
-        );
+        let err = require_tools(&["sh", "surely-not-a-tool-x1", "surely-not-a-tool-x2"]).unwrap_err();
+        assert_eq!(err.items(), ["surely-not-a-tool-x1", "surely-not-a-tool-x2"]);
         assert!(require_tools(&["sh"]).is_ok());
     }
 }

@@ -70,9 +70,7 @@ pub fn spawn_daemon(command: Command) -> io::Result<Child> {
             .map(|_| jobs)
             .map_err(|err| format!("cannot start the daemon spawner thread: {err}"))
     });
-    let jobs = spawner
-        .as_ref()
-        .map_err(|err| io::Error::other(err.clone()))?;
+    let jobs = spawner.as_ref().map_err(|err| io::Error::other(err.clone()))?;
     let (reply, result) = mpsc::channel();
     jobs.send((command, reply))
         .map_err(|_| io::Error::other("the daemon spawner thread is gone"))?;
@@ -83,8 +81,7 @@ pub fn spawn_daemon(command: Command) -> io::Result<Child> {
 
 /// Sends `signal` to a process; a process that is already gone is not an error.
 pub fn signal(pid: u32, signal: Signal) -> io::Result<()> {
-    let pid =
-        i32::try_from(pid).map_err(|_| io::Error::other(format!("pid {pid} out of range")))?;
+    let pid = i32::try_from(pid).map_err(|_| io::Error::other(format!("pid {pid} out of range")))?;
     match kill(Pid::from_raw(pid), signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
         Err(errno) => Err(io::Error::from(errno)),
@@ -193,11 +190,7 @@ pub fn listens_on(pid: u32, port: u16) -> bool {
 }
 
 fn socket_inode(link: &Path) -> Option<u64> {
-    link.to_str()?
-        .strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
+    link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// Inodes of IPv4 sockets in LISTEN state on `port`, from /proc/net/tcp.
@@ -218,8 +211,7 @@ fn parse_listening_inodes(table: &str, port: u16, listen_state: &str) -> Vec<u64
             let local = fields.get(1)?;
             let (_, local_port) = local.split_once(':')?;
             let local_port = u16::from_str_radix(local_port, 16).ok()?;
-            (local_port == port && *fields.get(3)? == listen_state)
-                .then(|| fields.get(9)?.parse().ok())?
+            (local_port == port && *fields.get(3)? == listen_state).then(|| fields.get(9)?.parse().ok())?
         })
         .collect()
 }

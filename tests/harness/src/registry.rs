@@ -1,5 +1,10 @@
 //! A local OCI registry: Debian's `docker-registry` (distribution 2.8) on 127.0.0.1,
-//! plain HTTP, storage in a scratch directory.
+//! plain HTTP, storage in a scratch directory; anonymous, or with Basic authentication
+//! ([`RegistryOptions::htpasswd`]).
+//!
+//! docker-registry's `htpasswd` authentication works over plain HTTP (checked with
+//! distribution 2.8.2: anonymous `GET /v2/` gets 401 with `WWW-Authenticate: Basic
+//! realm=...`, the right user and password 200), so an authenticated registry needs no TLS.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -11,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::distribution::RegistryClient;
+use crate::htpasswd;
 use crate::process;
 use crate::scratch::{self, ScratchDir};
 
@@ -23,11 +29,32 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The tools [`Registry::start`] needs.
 pub const REGISTRY_TOOLS: &[&str] = &["docker-registry", "setpriv"];
 
+/// The realm an authenticated registry names in its `WWW-Authenticate: Basic` challenge.
+pub const AUTH_REALM: &str = "kubelet-lite-test";
+
+/// How a [`Registry`] is set up. The default is an anonymous registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryOptions {
+    /// Basic authentication with this user name and password: every request without them
+    /// gets 401. `None` (the default) lets anyone pull and push.
+    pub htpasswd: Option<(String, String)>,
+}
+
+impl RegistryOptions {
+    /// Options for a registry that only `user` with `password` may use.
+    pub fn with_basic_auth(user: impl Into<String>, password: impl Into<String>) -> RegistryOptions {
+        RegistryOptions {
+            htpasswd: Some((user.into(), password.into())),
+        }
+    }
+}
+
 /// A running `docker-registry serve`. Dropping it kills the registry and deletes its
 /// storage.
 #[derive(Debug)]
 pub struct Registry {
     addr: String,
+    credentials: Option<(String, String)>,
     child: Option<Child>,
     log_path: PathBuf,
     storage: PathBuf,
@@ -35,38 +62,44 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts a registry on 127.0.0.1, on port 5000 if it is free or else on a free port,
-    /// and waits until it answers `GET /v2/`.
+    /// Starts an anonymous registry on 127.0.0.1, on port 5000 if it is free or else on a
+    /// free port, and waits until it answers `GET /v2/`.
     ///
     /// Fails with [`crate::Missing`] in the chain if `docker-registry` or `setpriv` is not
     /// installed.
     pub fn start() -> anyhow::Result<Registry> {
+        Registry::start_with(RegistryOptions::default())
+    }
+
+    /// Starts a registry set up by `options` (see [`Registry::start`]). With
+    /// [`RegistryOptions::htpasswd`], [`Registry::client`] authenticates and
+    /// [`Registry::anonymous_client`] does not.
+    pub fn start_with(options: RegistryOptions) -> anyhow::Result<Registry> {
         crate::require_tools(REGISTRY_TOOLS)?;
         let started = Instant::now();
         scratch::reap_stale();
         let dir = match ScratchDir::create("registry") {
             Ok(dir) => dir,
             // Only root may write the default base directory.
-            Err(err)
-                if err.kind() == std::io::ErrorKind::PermissionDenied
-                    && crate::require_root().is_err() =>
-            {
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied && crate::require_root().is_err() => {
                 return Err(anyhow::Error::new(crate::Missing::new([
                     "root privileges (or a writable KUBELET_LITE_TEST_DIR)",
                 ]))
                 .context(format!("creating the registry's scratch directory: {err}")));
             }
             Err(err) => {
-                return Err(
-                    anyhow::Error::new(err).context("creating the registry's scratch directory")
-                );
+                return Err(anyhow::Error::new(err).context("creating the registry's scratch directory"));
             }
         };
         let storage = dir.path().join("storage");
         fs::create_dir_all(&storage)?;
+        if let Some((user, password)) = &options.htpasswd {
+            htpasswd::write_htpasswd(&dir.path().join(HTPASSWD_FILE), user, password)?;
+        }
         let log_path = dir.path().join("registry.log");
         let mut registry = Registry {
             addr: String::new(),
+            credentials: options.htpasswd,
             child: None,
             log_path,
             storage,
@@ -78,17 +111,11 @@ impl Registry {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port = pick_port(if attempt == 1 {
-                Some(PREFERRED_PORT)
-            } else {
-                None
-            })?;
+            let port = pick_port(if attempt == 1 { Some(PREFERRED_PORT) } else { None })?;
             match registry.spawn_on(port) {
                 Ok(()) => break,
                 // Lost the race for the port to another process: take another one.
-                Err(err)
-                    if attempt < 3 && format!("{err:#}").contains("address already in use") =>
-                {
+                Err(err) if attempt < 3 && format!("{err:#}").contains("address already in use") => {
                     crate::note(format!(
                         "registry on port {port} did not start ({err:#}); trying another port"
                     ));
@@ -97,8 +124,13 @@ impl Registry {
             }
         }
         crate::note(format!(
-            "registry ready on {} in {:.2?}",
+            "registry ready on {}{} in {:.2?}",
             registry.addr,
+            if registry.credentials.is_some() {
+                " (basic auth)"
+            } else {
+                ""
+            },
             started.elapsed()
         ));
         Ok(registry)
@@ -109,15 +141,12 @@ impl Registry {
     fn spawn_on(&mut self, port: u16) -> anyhow::Result<()> {
         let addr = format!("127.0.0.1:{port}");
         let config_path = self.dir.path().join("config.yml");
-        fs::write(&config_path, config_yml(&addr, &self.storage))?;
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)?;
+        let htpasswd = self.credentials.is_some().then(|| self.dir.path().join(HTPASSWD_FILE));
+        fs::write(&config_path, config_yml(&addr, &self.storage, htpasswd.as_deref()))?;
+        let log = OpenOptions::new().create(true).append(true).open(&self.log_path)?;
         let log_offset = log.metadata()?.len();
-        let mut command = process::daemon_command(
-            crate::find_tool("docker-registry").unwrap_or_else(|| "docker-registry".into()),
-        );
+        let mut command =
+            process::daemon_command(crate::find_tool("docker-registry").unwrap_or_else(|| "docker-registry".into()));
         command
             .arg("serve")
             .arg(&config_path)
@@ -125,7 +154,7 @@ impl Registry {
             .stdout(log.try_clone()?)
             .stderr(log);
         let mut child = process::spawn_daemon(command).context("starting docker-registry")?;
-        let client = RegistryClient::new(&addr);
+        let client = self.client_of(&addr);
         let deadline = Instant::now() + START_TIMEOUT;
         let result = loop {
             if let Some(status) = child.try_wait()? {
@@ -134,9 +163,7 @@ impl Registry {
                     tail_from(&self.log_path, log_offset, 20)
                 ));
             }
-            if client.ping_with_timeout(Duration::from_secs(1)).is_ok()
-                && process::listens_on(child.id(), port)
-            {
+            if client.ping_with_timeout(Duration::from_secs(1)).is_ok() && process::listens_on(child.id(), port) {
                 break Ok(());
             }
             if Instant::now() >= deadline {
@@ -170,9 +197,29 @@ impl Registry {
         format!("http://{}", self.addr)
     }
 
-    /// A distribution API client of this registry.
+    /// A distribution API client of this registry, sending the registry's credentials if
+    /// it has any.
     pub fn client(&self) -> RegistryClient {
+        self.client_of(&self.addr)
+    }
+
+    /// A client that never authenticates (to see an authenticated registry refuse it).
+    pub fn anonymous_client(&self) -> RegistryClient {
         RegistryClient::new(&self.addr)
+    }
+
+    fn client_of(&self, addr: &str) -> RegistryClient {
+        match &self.credentials {
+            Some((user, password)) => RegistryClient::new(addr).with_basic_auth(user, password),
+            None => RegistryClient::new(addr),
+        }
+    }
+
+    /// The user name and password the registry requires, if it requires any.
+    pub fn credentials(&self) -> Option<(&str, &str)> {
+        self.credentials
+            .as_ref()
+            .map(|(user, password)| (user.as_str(), password.as_str()))
     }
 
     /// The registry's storage root.
@@ -188,13 +235,10 @@ impl Registry {
     /// Stops the registry and deletes its files. Calling it again does nothing.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
-            process::stop_child(&mut child, Duration::from_secs(5))
-                .context("stopping docker-registry")?;
+            process::stop_child(&mut child, Duration::from_secs(5)).context("stopping docker-registry")?;
         }
         scratch::keep_log(&self.log_path, self.dir.path());
-        self.dir
-            .remove()
-            .context("removing the registry's scratch directory")?;
+        self.dir.remove().context("removing the registry's scratch directory")?;
         Ok(())
     }
 }
@@ -207,10 +251,14 @@ impl Drop for Registry {
     }
 }
 
+/// The htpasswd file of an authenticated registry, in its scratch directory.
+const HTPASSWD_FILE: &str = "htpasswd";
+
 /// The registry's configuration: address, filesystem storage, deletes allowed (tests
-/// may remove images), no upload purging (nothing to purge in a short run).
-fn config_yml(addr: &str, storage: &Path) -> String {
-    format!(
+/// may remove images), no upload purging (nothing to purge in a short run), and Basic
+/// authentication against `htpasswd` if given.
+fn config_yml(addr: &str, storage: &Path, htpasswd: Option<&Path>) -> String {
+    let mut yml = format!(
         "# Written by kubelet-lite's test harness.\n\
          version: 0.1\n\
          log:\n  level: info\n  formatter: text\n\
@@ -218,7 +266,14 @@ fn config_yml(addr: &str, storage: &Path) -> String {
            maintenance:\n    uploadpurging:\n      enabled: false\n\
          http:\n  addr: {addr}\n  secret: kubelet-lite-test-harness\n",
         storage = storage.display()
-    )
+    );
+    if let Some(path) = htpasswd {
+        yml.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: {AUTH_REALM}\n    path: {}\n",
+            path.display()
+        ));
+    }
+    yml
 }
 
 /// A free TCP port on 127.0.0.1: `preferred` if it can be bound right now, else one the
@@ -236,12 +291,7 @@ fn pick_port(preferred: Option<u16>) -> anyhow::Result<u16> {
 pub(crate) fn tail_from(path: &Path, offset: u64, lines: usize) -> String {
     let mut text = String::new();
     if let Ok(mut file) = File::open(path) {
-        let start = offset.max(
-            file.metadata()
-                .map(|m| m.len())
-                .unwrap_or(0)
-                .saturating_sub(64 * 1024),
-        );
+        let start = offset.max(file.metadata().map(|m| m.len()).unwrap_or(0).saturating_sub(64 * 1024));
         let _ = file.seek(SeekFrom::Start(start));
         let mut raw = Vec::new();
         let _ = file.read_to_end(&mut raw);
@@ -257,10 +307,21 @@ mod tests {
 
     #[test]
     fn config_listens_on_the_address_and_stores_in_the_directory() {
-        let yml = config_yml("127.0.0.1:5000", Path::new("/x/storage"));
+        let yml = config_yml("127.0.0.1:5000", Path::new("/x/storage"), None);
         assert!(yml.contains("\n  addr: 127.0.0.1:5000\n"));
         assert!(yml.contains("\n    rootdirectory: /x/storage\n"));
         assert!(yml.starts_with("# Written"));
+        assert!(!yml.contains("auth:"));
+    }
+
+    #[test]
+    fn authenticated_config_names_the_htpasswd_file() {
+        let yml = config_yml(
+            "127.0.0.1:5000",
+            Path::new("/x/storage"),
+            Some(Path::new("/x/htpasswd")),
+        );
+        assert!(yml.ends_with("auth:\n  htpasswd:\n    realm: kubelet-lite-test\n    path: /x/htpasswd\n"));
     }
 
     #[test]

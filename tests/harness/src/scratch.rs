@@ -35,8 +35,8 @@ pub fn base_dir() -> io::Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_BASE_DIR));
     fs::create_dir_all(&base)?;
-    let on_overlay = nix::sys::statfs::statfs(&base)
-        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC);
+    let on_overlay =
+        nix::sys::statfs::statfs(&base).is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC);
     if on_overlay {
         return Err(io::Error::other(format!(
             "{} is on overlayfs; set KUBELET_LITE_TEST_DIR to a directory on a disk filesystem",
@@ -78,12 +78,9 @@ impl ScratchDir {
         // Lock a temporary file first and rename it into place: a reaper never sees the
         // lock file unlocked, so it never mistakes a directory being born for a dead one.
         let temp_lock_path = base.join(format!(".{name}.lock.new"));
-        let file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(&temp_lock_path)?;
-        let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, errno)| io::Error::from(errno))?;
+        let file = OpenOptions::new().create_new(true).write(true).open(&temp_lock_path)?;
+        let mut lock =
+            Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| io::Error::from(errno))?;
         writeln!(lock, "{}", std::process::id())?;
         fs::rename(&temp_lock_path, &lock_path)?;
         fs::create_dir(&path)?;
@@ -140,9 +137,7 @@ pub fn reap_stale() -> Vec<PathBuf> {
         return Vec::new();
     };
     let mut reaped = Vec::new();
-    let names: Vec<String> = entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect();
+    let names: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
     for name in &names {
         if !is_scratch_name(name.strip_suffix(".lock").unwrap_or(name)) {
             continue;
@@ -186,10 +181,7 @@ pub fn reap_stale() -> Vec<PathBuf> {
         drop(lock);
     }
     // Temporary lock files whose creator died between creating and renaming them.
-    for name in names
-        .iter()
-        .filter(|n| n.starts_with('.') && n.ends_with(".lock.new"))
-    {
+    for name in names.iter().filter(|n| n.starts_with('.') && n.ends_with(".lock.new")) {
         let path = base.join(name);
         let lock = File::open(&path)
             .ok()
@@ -238,9 +230,7 @@ impl NamedLock {
     /// Fails at once if this process already holds it.
     pub fn acquire(name: &str, timeout: std::time::Duration) -> anyhow::Result<NamedLock> {
         if held_here().iter().any(|held| held == name) {
-            anyhow::bail!(
-                "this process already holds lock {name} (two environments on one bridge?)"
-            );
+            anyhow::bail!("this process already holds lock {name} (two environments on one bridge?)");
         }
         let dir = base_dir()?.join("locks");
         fs::create_dir_all(&dir)?;
@@ -263,9 +253,7 @@ impl NamedLock {
                         );
                     }
                     if !told {
-                        crate::note(format!(
-                            "waiting for lock {name}: another test environment holds it"
-                        ));
+                        crate::note(format!("waiting for lock {name}: another test environment holds it"));
                         told = true;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(200));

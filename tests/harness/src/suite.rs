@@ -58,9 +58,7 @@ impl<E> Copy for Test<E> {}
 
 impl<E> std::fmt::Debug for Test<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Test")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        f.debug_struct("Test").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
@@ -92,9 +90,7 @@ pub fn run_with_args<E: Sync>(
         ));
         return libtest_mimic::run(
             args,
-            vec![Trial::test(duplicate.1.name, || {
-                Err("duplicate test name".into())
-            })],
+            vec![Trial::test(duplicate.1.name, || Err("duplicate test name".into()))],
         );
     }
     let selected = tests
@@ -107,10 +103,7 @@ pub fn run_with_args<E: Sync>(
     if args.list || selected == 0 {
         return libtest_mimic::run(
             args,
-            tests
-                .iter()
-                .map(|test| Trial::test(test.name, || Ok(())))
-                .collect(),
+            tests.iter().map(|test| Trial::test(test.name, || Ok(()))).collect(),
         );
     }
 
@@ -130,11 +123,7 @@ pub fn run_with_args<E: Sync>(
     conclusion
 }
 
-fn report_setup_failure<E>(
-    args: &Arguments,
-    tests: &[Test<E>],
-    error: &anyhow::Error,
-) -> Conclusion {
+fn report_setup_failure<E>(args: &Arguments, tests: &[Test<E>], error: &anyhow::Error) -> Conclusion {
     if let Some(missing) = Missing::find(error) {
         let program = std::env::args().next().unwrap_or_default();
         if !in_ci() {
@@ -150,17 +139,12 @@ fn report_setup_failure<E>(
                     .iter()
                     .map(|test| {
                         let reason = reason.clone();
-                        Trial::ignorable_test(test.name, move || {
-                            Ok(Completion::ignored_with(reason))
-                        })
+                        Trial::ignorable_test(test.name, move || Ok(Completion::ignored_with(reason)))
                     })
                     .collect(),
             );
         }
-        note(format!(
-            "CI=true and prerequisites are missing:\n{}",
-            missing.explain()
-        ));
+        note(format!("CI=true and prerequisites are missing:\n{}", missing.explain()));
     }
     note(format!("environment setup failed: {error:?}"));
     let message = format!("environment setup failed: {error:#}");
@@ -221,9 +205,7 @@ fn run_tests<E: Sync>(args: &Arguments, env: &E, tests: &[Test<E>]) -> Conclusio
                     let (reply, outcome) = mpsc::channel();
                     jobs.send(Job { index, reply })
                         .map_err(|_| Failed::from("no test executor is running"))?;
-                    outcome
-                        .recv()
-                        .map_err(|_| Failed::from("the test executor died"))?
+                    outcome.recv().map_err(|_| Failed::from("the test executor died"))?
                 })
             })
             .collect();
@@ -357,9 +339,7 @@ mod tests {
     fn missing_prerequisites_fail_in_ci_and_ignore_elsewhere() {
         let conclusion = run_with_args(
             &args(&[]),
-            || -> anyhow::Result<Env> {
-                Err(anyhow::Error::new(Missing::new(["containerd"])).context("setup"))
-            },
+            || -> anyhow::Result<Env> { Err(anyhow::Error::new(Missing::new(["containerd"])).context("setup")) },
             vec![Test::new("a_passes", passes)],
         );
         if in_ci() {

@@ -83,10 +83,7 @@ pub fn push_test_images(registry: &Registry) -> anyhow::Result<TestImages> {
     client
         .push_image(NONROOT_REPOSITORY, &[NONROOT_TAG], &nonroot_image()?)
         .context("pushing the nonroot image")?;
-    crate::note(format!(
-        "test images built and pushed in {:.2?}",
-        started.elapsed()
-    ));
+    crate::note(format!("test images built and pushed in {:.2?}", started.elapsed()));
     Ok(mirrored_references())
 }
 
@@ -158,8 +155,7 @@ pub fn busybox_layer() -> anyhow::Result<Layer> {
 /// The entries of the busybox layer, to extend into other images.
 pub fn busybox_entries() -> anyhow::Result<Vec<Entry>> {
     let busybox = find_static_busybox()?;
-    let binary =
-        std::fs::read(&busybox).with_context(|| format!("reading {}", busybox.display()))?;
+    let binary = std::fs::read(&busybox).with_context(|| format!("reading {}", busybox.display()))?;
     let applets = applets(&busybox)?;
 
     let mut entries = vec![
@@ -338,10 +334,7 @@ mod tests {
         let images = mirrored_references();
         assert_eq!(images.busybox, "docker.io/library/busybox:1.36");
         assert_eq!(images.pause, "registry.k8s.io/pause:3.9");
-        assert_eq!(
-            images.nonroot,
-            "registry.k8s.io/kubelet-lite-test/nonroot:1"
-        );
+        assert_eq!(images.nonroot, "registry.k8s.io/kubelet-lite-test/nonroot:1");
     }
 
     /// Reads the busybox layer this machine produces (skipped without a static busybox).
@@ -361,11 +354,7 @@ mod tests {
                 .map(|l| String::from_utf8_lossy(&l).into_owned());
             seen.insert(
                 path,
-                (
-                    entry.header().entry_type(),
-                    entry.header().mode().unwrap(),
-                    link,
-                ),
+                (entry.header().entry_type(), entry.header().mode().unwrap(), link),
             );
         }
         assert_eq!(seen["bin/busybox"].0, tar::EntryType::Regular);

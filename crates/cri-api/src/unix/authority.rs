@@ -89,11 +89,7 @@ impl<S> TolerantStream<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for TolerantStream<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
             if !this.ready.is_empty() {
@@ -122,11 +118,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for TolerantStream<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for TolerantStream<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
@@ -277,8 +269,7 @@ impl HeaderRewriter {
             return false;
         }
         let header = &self.input[..FRAME_HEADER_LEN];
-        let length =
-            usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+        let length = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
         let frame_type = header[3];
         if frame_type != TYPE_HEADERS && frame_type != TYPE_CONTINUATION {
             if self.pending.is_some() {
@@ -334,8 +325,7 @@ impl HeaderRewriter {
             end = end.checked_sub(pad)?;
         }
         let priority = if flags & FLAG_PRIORITY != 0 {
-            let fields: [u8; PRIORITY_LEN] =
-                payload.get(start..start + PRIORITY_LEN)?.try_into().ok()?;
+            let fields: [u8; PRIORITY_LEN] = payload.get(start..start + PRIORITY_LEN)?.try_into().ok()?;
             start += PRIORITY_LEN;
             Some(fields)
         } else {
@@ -421,11 +411,7 @@ fn encode_integer(mut value: usize, prefix_bits: u32, out: &mut Vec<u8>) {
 
 /// Writes `block` as a `HEADERS` frame and as many `CONTINUATION` frames as it needs.
 fn write_header_frames(pending: &PendingBlock, block: &[u8], out: &mut BytesMut) {
-    let priority_len = if pending.priority.is_some() {
-        PRIORITY_LEN
-    } else {
-        0
-    };
+    let priority_len = if pending.priority.is_some() { PRIORITY_LEN } else { 0 };
     let first_len = block.len().min(MAX_FRAME_PAYLOAD - priority_len);
     let (first, mut rest) = block.split_at(first_len);
 
@@ -439,13 +425,7 @@ fn write_header_frames(pending: &PendingBlock, block: &[u8], out: &mut BytesMut)
     if rest.is_empty() {
         flags |= FLAG_END_HEADERS;
     }
-    write_frame_header(
-        priority_len + first.len(),
-        TYPE_HEADERS,
-        flags,
-        pending.stream_id,
-        out,
-    );
+    write_frame_header(priority_len + first.len(), TYPE_HEADERS, flags, pending.stream_id, out);
     if let Some(priority) = &pending.priority {
         out.extend_from_slice(priority);
     }
@@ -453,30 +433,14 @@ fn write_header_frames(pending: &PendingBlock, block: &[u8], out: &mut BytesMut)
 
     while !rest.is_empty() {
         let (chunk, remaining) = rest.split_at(rest.len().min(MAX_FRAME_PAYLOAD));
-        let flags = if remaining.is_empty() {
-            FLAG_END_HEADERS
-        } else {
-            0
-        };
-        write_frame_header(
-            chunk.len(),
-            TYPE_CONTINUATION,
-            flags,
-            pending.stream_id,
-            out,
-        );
+        let flags = if remaining.is_empty() { FLAG_END_HEADERS } else { 0 };
+        write_frame_header(chunk.len(), TYPE_CONTINUATION, flags, pending.stream_id, out);
         out.extend_from_slice(chunk);
         rest = remaining;
     }
 }
 
-fn write_frame_header(
-    length: usize,
-    frame_type: u8,
-    flags: u8,
-    stream_id: u32,
-    out: &mut BytesMut,
-) {
+fn write_frame_header(length: usize, frame_type: u8, flags: u8, stream_id: u32, out: &mut BytesMut) {
     out.put_uint(length as u64, 3);
     out.put_u8(frame_type);
     out.put_u8(flags);
@@ -522,30 +486,20 @@ mod tests {
         let mut rest = &bytes[CLIENT_PREFACE.len()..];
         let mut block = Vec::new();
         while !rest.is_empty() {
-            let length =
-                usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+            let length = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
             let (frame_type, flags) = (rest[3], rest[4]);
             let stream_id = u32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]);
             let payload = &rest[FRAME_HEADER_LEN..FRAME_HEADER_LEN + length];
             let mut headers = Vec::new();
             if frame_type == TYPE_HEADERS || frame_type == TYPE_CONTINUATION {
-                let skip = if flags & FLAG_PRIORITY != 0 {
-                    PRIORITY_LEN
-                } else {
-                    0
-                };
+                let skip = if flags & FLAG_PRIORITY != 0 { PRIORITY_LEN } else { 0 };
                 block.extend_from_slice(&payload[skip..]);
                 if flags & FLAG_END_HEADERS != 0 {
                     headers = decoder
                         .decode(&block)
                         .expect("rewritten block decodes")
                         .into_iter()
-                        .map(|(n, v)| {
-                            (
-                                String::from_utf8_lossy(&n).into(),
-                                String::from_utf8_lossy(&v).into(),
-                            )
-                        })
+                        .map(|(n, v)| (String::from_utf8_lossy(&n).into(), String::from_utf8_lossy(&v).into()))
                         .collect();
                     block.clear();
                 }
@@ -676,25 +630,12 @@ mod tests {
         let mut input = CLIENT_PREFACE.to_vec();
         for chunk in block.chunks(MAX_FRAME_PAYLOAD).enumerate() {
             let last = (chunk.0 + 1) * MAX_FRAME_PAYLOAD >= block.len();
-            let frame_type = if chunk.0 == 0 {
-                TYPE_HEADERS
-            } else {
-                TYPE_CONTINUATION
-            };
-            input.extend(frame(
-                frame_type,
-                if last { FLAG_END_HEADERS } else { 0 },
-                1,
-                chunk.1,
-            ));
+            let frame_type = if chunk.0 == 0 { TYPE_HEADERS } else { TYPE_CONTINUATION };
+            input.extend(frame(frame_type, if last { FLAG_END_HEADERS } else { 0 }, 1, chunk.1));
         }
         let frames = server_view(&rewrite(&input, 1000));
         assert!(frames.len() >= 4);
-        assert!(
-            frames
-                .iter()
-                .all(|f| f.0 == TYPE_HEADERS || f.0 == TYPE_CONTINUATION)
-        );
+        assert!(frames.iter().all(|f| f.0 == TYPE_HEADERS || f.0 == TYPE_CONTINUATION));
         let headers = &frames.last().expect("frames").3;
         assert_eq!(authority_of(headers), "localhost");
         assert_eq!(headers[1].1.len(), big.len());
@@ -714,12 +655,7 @@ mod tests {
         assert_eq!(rewrite(&http1, 5), http1);
 
         let mut bad_block = CLIENT_PREFACE.to_vec();
-        bad_block.extend(frame(
-            TYPE_HEADERS,
-            FLAG_END_HEADERS,
-            1,
-            &[0xff, 0xff, 0xff, 0xff],
-        ));
+        bad_block.extend(frame(TYPE_HEADERS, FLAG_END_HEADERS, 1, &[0xff, 0xff, 0xff, 0xff]));
         bad_block.extend(frame(0x0, 0, 1, b"after"));
         assert_eq!(rewrite(&bad_block, 3), bad_block);
     }

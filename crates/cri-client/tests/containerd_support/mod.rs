@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use cri_client::Client;
 use cri_client::v1::{
-    ContainerConfig, ContainerMetadata, ImageSpec, LinuxPodSandboxConfig, PodSandboxConfig,
-    PodSandboxMetadata,
+    ContainerConfig, ContainerMetadata, ImageSpec, LinuxPodSandboxConfig, PodSandboxConfig, PodSandboxMetadata,
 };
 use test_harness::{Containerd, Registry, TestImages};
 
@@ -116,8 +115,7 @@ pub(crate) fn pod_config(log_root: &Path, test: &str) -> anyhow::Result<PodSandb
     let name = format!("{}-{n}", test.replace('_', "-"));
     let uid = format!("{:08x}-{:04x}-cri-client-test", std::process::id(), n);
     let log_directory = log_root.join(format!("{NAMESPACE}_{name}_{uid}"));
-    std::fs::create_dir_all(&log_directory)
-        .with_context(|| format!("creating {}", log_directory.display()))?;
+    std::fs::create_dir_all(&log_directory).with_context(|| format!("creating {}", log_directory.display()))?;
     Ok(PodSandboxConfig {
         metadata: Some(PodSandboxMetadata {
             name: name.clone(),
@@ -163,11 +161,7 @@ pub(crate) fn busybox_container(
 }
 
 /// Calls `probe` every 100 ms until it returns `Some`, for at most `timeout`.
-pub(crate) async fn eventually<T, F, Fut>(
-    what: &str,
-    timeout: Duration,
-    mut probe: F,
-) -> anyhow::Result<T>
+pub(crate) async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<T>>>,
@@ -205,10 +199,7 @@ pub(crate) fn parse_log_line(line: &str) -> anyhow::Result<LogLine<'_>> {
         is_rfc3339_nano(timestamp),
         "timestamp {timestamp:?} is not RFC 3339: {line:?}"
     );
-    anyhow::ensure!(
-        matches!(stream, "stdout" | "stderr"),
-        "stream {stream:?}: {line:?}"
-    );
+    anyhow::ensure!(matches!(stream, "stdout" | "stderr"), "stream {stream:?}: {line:?}");
     anyhow::ensure!(matches!(tag, "F" | "P"), "tag {tag:?}: {line:?}");
     Ok(LogLine {
         timestamp,
@@ -224,13 +215,9 @@ fn is_rfc3339_nano(s: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let shape = |s: &str, pattern: &str| {
         s.len() == pattern.len()
-            && s.bytes().zip(pattern.bytes()).all(|(c, p)| {
-                if p == b'9' {
-                    c.is_ascii_digit()
-                } else {
-                    c == p
-                }
-            })
+            && s.bytes()
+                .zip(pattern.bytes())
+                .all(|(c, p)| if p == b'9' { c.is_ascii_digit() } else { c == p })
     };
     let (Some(date_time), rest) = (s.get(..19), s.get(19..).unwrap_or("")) else {
         return false;
@@ -240,9 +227,7 @@ fn is_rfc3339_nano(s: &str) -> bool {
     }
     let (fraction, zone) = match rest.strip_prefix('.') {
         Some(after_dot) => {
-            let end = after_dot
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(after_dot.len());
+            let end = after_dot.find(|c: char| !c.is_ascii_digit()).unwrap_or(after_dot.len());
             (Some(&after_dot[..end]), &after_dot[end..])
         }
         None => (None, rest),
@@ -254,9 +239,7 @@ fn is_rfc3339_nano(s: &str) -> bool {
 /// Whether `ip` is inside the IPv4 CIDR `cidr` (`198.18.0.0/24`).
 pub(crate) fn in_cidr(ip: &str, cidr: &str) -> anyhow::Result<bool> {
     let ip: Ipv4Addr = ip.parse().with_context(|| format!("pod ip {ip:?}"))?;
-    let (net, bits) = cidr
-        .split_once('/')
-        .with_context(|| format!("cidr {cidr:?}"))?;
+    let (net, bits) = cidr.split_once('/').with_context(|| format!("cidr {cidr:?}"))?;
     let net: Ipv4Addr = net.parse().with_context(|| format!("cidr {cidr:?}"))?;
     let bits: u32 = bits.parse().with_context(|| format!("cidr {cidr:?}"))?;
     anyhow::ensure!(bits <= 32, "cidr {cidr:?}");

@@ -80,20 +80,18 @@ impl FakeRuntime {
                 .build()
                 .expect("fake runtime's tokio runtime");
             rt.block_on(async move {
-                let record = tower::ServiceBuilder::new().map_request(
-                    move |req: http::Request<tonic::body::Body>| {
-                        recorder.lock().expect("lock").push(Seen {
-                            path: req.uri().path().to_owned(),
-                            authority: req.uri().authority().map(|a| a.to_string()),
-                            grpc_timeout: req
-                                .headers()
-                                .get("grpc-timeout")
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned),
-                        });
-                        req
-                    },
-                );
+                let record = tower::ServiceBuilder::new().map_request(move |req: http::Request<tonic::body::Body>| {
+                    recorder.lock().expect("lock").push(Seen {
+                        path: req.uri().path().to_owned(),
+                        authority: req.uri().authority().map(|a| a.to_string()),
+                        grpc_timeout: req
+                            .headers()
+                            .get("grpc-timeout")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned),
+                    });
+                    req
+                });
                 let router = tonic::transport::Server::builder()
                     .layer(record)
                     .add_service(RuntimeServiceServer::new(Fake));
@@ -109,9 +107,7 @@ impl FakeRuntime {
                     }
                 } else if let Some(addr) = tcp {
                     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind tcp");
-                    ready
-                        .send(Some(listener.local_addr().expect("addr")))
-                        .expect("ready");
+                    ready.send(Some(listener.local_addr().expect("addr"))).expect("ready");
                     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                     tokio::select! {
                         _ = router.serve_with_incoming(incoming) => {}
@@ -174,10 +170,7 @@ pub(crate) fn the_event() -> v1::ContainerEventResponse {
 /// Only what the tests call; the generated trait answers Unimplemented for the rest.
 #[tonic::async_trait]
 impl RuntimeService for Fake {
-    async fn version(
-        &self,
-        _: Request<v1::VersionRequest>,
-    ) -> Result<Response<v1::VersionResponse>, Status> {
+    async fn version(&self, _: Request<v1::VersionRequest>) -> Result<Response<v1::VersionResponse>, Status> {
         Ok(Response::new(v1::VersionResponse {
             version: "0.1.0".to_owned(),
             runtime_name: "fake".to_owned(),
@@ -191,15 +184,10 @@ impl RuntimeService for Fake {
         request: Request<v1::ContainerStatusRequest>,
     ) -> Result<Response<v1::ContainerStatusResponse>, Status> {
         let id = &request.get_ref().container_id;
-        Err(Status::not_found(format!(
-            "container {id:?} does not exist"
-        )))
+        Err(Status::not_found(format!("container {id:?} does not exist")))
     }
 
-    async fn exec_sync(
-        &self,
-        _: Request<v1::ExecSyncRequest>,
-    ) -> Result<Response<v1::ExecSyncResponse>, Status> {
+    async fn exec_sync(&self, _: Request<v1::ExecSyncRequest>) -> Result<Response<v1::ExecSyncResponse>, Status> {
         Ok(Response::new(v1::ExecSyncResponse {
             stdout: vec![b'x'; BIG_OUTPUT],
             ..Default::default()
@@ -218,8 +206,6 @@ impl RuntimeService for Fake {
         &self,
         _: Request<v1::GetEventsRequest>,
     ) -> Result<Response<BoxStream<v1::ContainerEventResponse>>, Status> {
-        Ok(Response::new(Box::pin(tokio_stream::iter(vec![Ok(
-            the_event(),
-        )]))))
+        Ok(Response::new(Box::pin(tokio_stream::iter(vec![Ok(the_event())]))))
     }
 }

@@ -30,7 +30,9 @@ impl Digest {
     }
 
     fn from_hash(hash: &[u8]) -> Self {
-        Self { text: format!("{SHA256}:{}", hex::encode(hash)) }
+        Self {
+            text: format!("{SHA256}:{}", hex::encode(hash)),
+        }
     }
 
     /// The hex part, fit for a file name.
@@ -52,8 +54,7 @@ impl FromStr for Digest {
             .strip_prefix(SHA256)
             .and_then(|rest| rest.strip_prefix(':'))
             .filter(|hex| {
-                hex.len() == SHA256_HEX_LEN
-                    && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                hex.len() == SHA256_HEX_LEN && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             });
         match hex {
             Some(_) => Ok(Self { text: s.to_string() }),
@@ -128,7 +129,10 @@ pub struct HashingReader<R> {
 impl<R: Read> HashingReader<R> {
     /// Wraps `inner`.
     pub fn new(inner: R) -> Self {
-        Self { inner, hasher: Hasher::default() }
+        Self {
+            inner,
+            hasher: Hasher::default(),
+        }
     }
 
     /// The digest and length of what was read so far.
@@ -165,7 +169,11 @@ mod tests {
             ("upper-case hex", good.to_uppercase().replace("SHA256", "sha256"), false),
             ("other algorithm", good.replace("sha256", "sha512"), false),
             ("short", good[..70].to_string(), false),
-            ("path characters", format!("sha256:../{}", &good[10..])[..71].to_string(), false),
+            (
+                "path characters",
+                format!("sha256:../{}", &good[10..])[..71].to_string(),
+                false,
+            ),
             ("no algorithm", good[7..].to_string(), false),
         ];
         for (desc, input, ok) in cases {
