@@ -129,15 +129,7 @@ impl ImageManager {
             name: name.clone(),
             layer_bytes,
         });
-        let tag = if reference.digest.is_none() {
-            reference.tagged()
-        } else {
-            None
-        };
-        let names = Names {
-            tag,
-            repo_digest: reference.canonical(&entry.digest),
-        };
+        let names = Names::new(reference, &entry.digest);
         let layer_sizes: Vec<u64> = manifest.1.layers.iter().map(|l| l.size).collect();
         let record = self.store_image(source, &name, index, manifest, names).await?;
         for bytes in layer_sizes {

@@ -83,6 +83,22 @@ pub(crate) struct Names {
     pub(crate) repo_digest: String,
 }
 
+impl Names {
+    /// The names of an image fetched as `reference`, whose top-level manifest or index is
+    /// `digest`: its tag, unless the reference pinned a digest, and its repo digest.
+    pub(crate) fn new(reference: &Reference, digest: &Digest) -> Self {
+        let tag = if reference.digest.is_none() {
+            reference.tagged()
+        } else {
+            None
+        };
+        Self {
+            tag,
+            repo_digest: reference.canonical(digest),
+        }
+    }
+}
+
 /// Where the blobs of an image come from: a registry for a pull, a local image layout for
 /// an import.
 pub(crate) trait BlobSource: Sync {
@@ -210,15 +226,7 @@ impl ImageManager {
             reference: &reference,
             credentials,
         };
-        let tag = if reference.digest.is_none() {
-            reference.tagged()
-        } else {
-            None
-        };
-        let names = Names {
-            tag,
-            repo_digest: reference.canonical(&top.digest),
-        };
+        let names = Names::new(&reference, &top.digest);
         self.store_image(&source, &reference.to_string(), index, manifest, names)
             .await
     }
