@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     match run_pod(endpoint, image).await {
-        Ok(exit_code) if exit_code == 0 => ExitCode::SUCCESS,
+        Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(error) => {
             eprintln!("run_pod: {error}");
@@ -82,10 +82,18 @@ async fn run_container(
     log_directory: &std::path::Path,
 ) -> Result<i32, Box<dyn std::error::Error>> {
     let config = ContainerConfig {
-        metadata: Some(ContainerMetadata { name: "greeter".into(), attempt: 0 }),
-        image: Some(ImageSpec { image: image_ref.into(), ..Default::default() }),
+        metadata: Some(ContainerMetadata {
+            name: "greeter".into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: image_ref.into(),
+            ..Default::default()
+        }),
         command: vec!["sh".into(), "-c".into()],
-        args: vec!["echo hello from $(hostname); echo pod address: $(ip -4 -o addr show eth0 | awk '{print $4}')".into()],
+        args: vec![
+            "echo hello from $(hostname); echo pod address: $(ip -4 -o addr show eth0 | awk '{print $4}')".into(),
+        ],
         log_path: "greeter.log".into(),
         ..Default::default()
     };
@@ -93,7 +101,11 @@ async fn run_container(
     client.start_container(&container).await?;
     let deadline = Instant::now() + RUN_TIMEOUT;
     let exit_code = loop {
-        let status = client.container_status(&container, false).await?.status.ok_or("no container status")?;
+        let status = client
+            .container_status(&container, false)
+            .await?
+            .status
+            .ok_or("no container status")?;
         if status.state == ContainerState::ContainerExited as i32 {
             break status.exit_code;
         }

@@ -70,7 +70,13 @@ impl Cli {
         if let Some(socket) = self.socket {
             config.socket = socket;
         }
-        let runtime = Runtime::open(config).context("opening the runtime")?;
+        let root = config.root.clone();
+        let runtime = Runtime::open(config).with_context(|| {
+            format!(
+                "opening the runtime at {} (is a runtime-core daemon using it?)",
+                root.display()
+            )
+        })?;
         match self.command {
             Command::Serve => runtime.serve(shutdown_signal()).await?,
             Command::Import { path, name } => import(&runtime, &path, name.as_deref()).await?,

@@ -31,7 +31,14 @@ fn main() -> ExitCode {
 
 fn run(command: &[String]) -> anyhow::Result<ExitCode> {
     test_harness::require_root()?;
-    test_harness::require_tools(&["docker-registry", "containerd", "runc", "busybox", "bridge", "host-local"])?;
+    test_harness::require_tools(&[
+        "docker-registry",
+        "containerd",
+        "runc",
+        "busybox",
+        "bridge",
+        "host-local",
+    ])?;
     let registry = Registry::start()?;
     let images = push_test_images(&registry)?;
     let containerd = Containerd::start(&registry, &images)?;
