@@ -22,12 +22,15 @@
 //! Needs root, docker-registry, containerd, runc and a static busybox. Without them it
 //! says what is missing and exits 0 (1 in CI, where they must be there).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use common::{CONTAINERD, RUNTIME_CORE, Summary, mb, verdict};
 use cri_api::client::ImageServiceClient;
 use cri_api::server::ImageServiceServer;
 use cri_api::v1;
@@ -37,7 +40,7 @@ use runtime_core::image::registry::RegistryClient;
 use runtime_core::service::image::ImageServiceImpl;
 use runtime_core::store::Store;
 use test_harness::scratch::ScratchDir;
-use test_harness::{Containerd, ContainerdOptions, LargeImage, Missing, Registry, cri, mirrors};
+use test_harness::{Containerd, ContainerdOptions, LargeImage, Registry, cri, mirrors};
 use tonic::transport::Channel;
 
 /// How long one CRI call may take.
@@ -53,8 +56,6 @@ const CONTAINERD_BRIDGE: &str = "kltbench0";
 const CONTAINERD_SUBNET: &str = "198.18.200.0/24";
 /// runtime-core's median over containerd's must not exceed this.
 const TARGET_RATIO: f64 = 1.0;
-const RUNTIME_CORE: &str = "runtime-core";
-const CONTAINERD: &str = "containerd";
 
 /// The command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,65 +68,25 @@ struct Args {
     only: Option<String>,
 }
 
-fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Args> {
+fn parse_args(args: Vec<String>) -> anyhow::Result<Args> {
     let mut parsed = Args {
         samples: 5,
         warmup: 1,
         only: None,
     };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
-            None => (arg, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .with_context(|| format!("{flag} needs a value"))
-        };
+    for (flag, value) in common::options(args)? {
         match flag.as_str() {
-            "--samples" => parsed.samples = value()?.parse().context("--samples")?,
-            "--warmup" => parsed.warmup = value()?.parse().context("--warmup")?,
-            "--only" => parsed.only = Some(value()?),
-            // `cargo bench` passes --bench to every bench target.
-            "--bench" => {}
-            other if other.starts_with('-') => bail!("unknown option {other}"),
-            _ => {} // a cargo bench name filter: this program is the only benchmark
+            "--samples" => parsed.samples = common::count(&flag, &value)?,
+            "--warmup" => parsed.warmup = value.parse().context("--warmup")?,
+            "--only" => parsed.only = Some(common::runtime_name(&value)?),
+            other => bail!("unknown option {other}"),
         }
-    }
-    ensure!(parsed.samples > 0, "--samples must be at least 1");
-    if let Some(only) = &parsed.only {
-        ensure!(
-            only == RUNTIME_CORE || only == CONTAINERD,
-            "--only takes {RUNTIME_CORE} or {CONTAINERD}"
-        );
     }
     Ok(parsed)
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(err) => {
-            eprintln!("image_pull: {err:#}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => match Missing::find(&err) {
-            Some(missing) if !test_harness::in_ci() => {
-                eprintln!("image_pull: skipped, missing:\n{}", missing.explain());
-                ExitCode::SUCCESS
-            }
-            _ => {
-                eprintln!("image_pull: {err:#}");
-                ExitCode::FAILURE
-            }
-        },
-    }
+    common::main("image_pull", parse_args, run)
 }
 
 /// One runtime under test.
@@ -182,12 +143,7 @@ async fn measure(args: &Args, large: &LargeImage, peers: &mut [Peer]) -> anyhow:
     }
     for sample in 0..args.samples {
         // containerd first in even samples, runtime-core first in odd ones.
-        let order: Vec<usize> = if sample % 2 == 0 {
-            (0..peers.len()).rev().collect()
-        } else {
-            (0..peers.len()).collect()
-        };
-        for index in order {
+        for index in common::turns(sample, peers.len()) {
             let peer = &mut peers[index];
             let seconds = peer
                 .cold_pull(large)
@@ -413,23 +369,6 @@ fn disk_usage(dirs: &[PathBuf]) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-/// Min, median and max of `samples`, which must not be empty.
-fn stats(samples: &[f64]) -> (f64, f64, f64) {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    let median = if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    };
-    (sorted[0], median, sorted[n - 1])
-}
-
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
-}
-
 /// The table: per runtime min/median/max seconds and MB/s at the median, then the ratio
 /// of the medians and the target.
 fn report(large: &LargeImage, args: &Args, peers: &[Peer]) -> String {
@@ -447,21 +386,29 @@ fn report(large: &LargeImage, args: &Args, peers: &[Peer]) -> String {
         "runtime", "min (s)", "median (s)", "max (s)", "MB/s (median)"
     ));
     for peer in peers {
-        let (min, median, max) = stats(&peer.seconds);
+        let Some(Summary { min, median, max, .. }) = Summary::of(&peer.seconds) else {
+            continue;
+        };
         out.push_str(&format!(
             "{:<14} {min:>8.3} {median:>11.3} {max:>8.3} {:>15.1}\n",
             peer.name,
             mb(bytes) / median
         ));
     }
-    let median_of = |name| peers.iter().find(|p| p.name == name).map(|p| stats(&p.seconds).1);
+    let median_of = |name| {
+        peers
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| Summary::of(&p.seconds))
+            .map(|s| s.median)
+    };
     out.push('\n');
     if let (Some(ours), Some(theirs)) = (median_of(RUNTIME_CORE), median_of(CONTAINERD)) {
         let ratio = ours / theirs;
         out.push_str(&format!("ratio runtime-core/containerd (medians): {ratio:.2}\n"));
-        let verdict = if ratio <= TARGET_RATIO { "met" } else { "NOT met" };
         out.push_str(&format!(
-            "target: runtime-core no slower than containerd (ratio <= {TARGET_RATIO:.2}): {verdict}\n"
+            "target: runtime-core no slower than containerd (ratio <= {TARGET_RATIO:.2}): {}\n",
+            verdict(ratio <= TARGET_RATIO)
         ));
     } else {
         out.push_str(&format!(

@@ -1,12 +1,20 @@
 //! The daemon's configuration: a TOML file whose every key has a default.
 //!
 //! ```toml
-//! root = "/var/lib/runtime-core"          # images, metadata
-//! state = "/run/runtime-core"             # sockets and other runtime state
+//! root = "/var/lib/runtime-core"          # images, container bundles, metadata
+//! state = "/run/runtime-core"             # sockets, sandboxes, monitors, runc state
 //! socket = "/run/runtime-core/runtime-core.sock"
 //! registry_config_path = "/etc/runtime-core/certs.d"   # containerd-style hosts.toml dirs
+//! cni_conf_dir = "/etc/cni/net.d"
+//! cni_bin_dirs = ["/opt/cni/bin", "/usr/lib/cni"]
+//! log_max_line = 16384                    # longer output lines become partial (P) log records
+//! default_runtime = "runc"
+//!
+//! [runtimes.runc]                         # runtime handlers: OCI runtimes by name
+//! binary = "runc"
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -25,7 +33,29 @@ pub struct Config {
     /// plain-HTTP and TLS settings per registry. Missing means every registry is contacted
     /// directly over HTTPS.
     pub registry_config_path: PathBuf,
+    /// Where CNI network configurations are read from.
+    pub cni_conf_dir: PathBuf,
+    /// Where CNI plugin binaries are looked for, in order.
+    pub cni_bin_dirs: Vec<PathBuf>,
+    /// The longest line a container log record holds; longer output is split into partial
+    /// (`P`) records.
+    pub log_max_line: usize,
+    /// The runtime handler for sandboxes that name none.
+    pub default_runtime: String,
+    /// Runtime handlers: the OCI runtime (runc-compatible) each name runs.
+    pub runtimes: BTreeMap<String, RuntimeHandler>,
 }
+
+/// An OCI runtime a sandbox can ask for by handler name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeHandler {
+    /// The runc-compatible binary (a path, or a name looked up in PATH).
+    pub binary: PathBuf,
+}
+
+/// The runtime handler every configuration has unless it says otherwise.
+const DEFAULT_RUNTIME: &str = "runc";
 
 impl Default for Config {
     fn default() -> Self {
@@ -34,6 +64,16 @@ impl Default for Config {
             state: PathBuf::from("/run/runtime-core"),
             socket: PathBuf::from("/run/runtime-core/runtime-core.sock"),
             registry_config_path: PathBuf::from("/etc/runtime-core/certs.d"),
+            cni_conf_dir: PathBuf::from("/etc/cni/net.d"),
+            cni_bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
+            log_max_line: 16 * 1024,
+            default_runtime: DEFAULT_RUNTIME.to_string(),
+            runtimes: BTreeMap::from([(
+                DEFAULT_RUNTIME.to_string(),
+                RuntimeHandler {
+                    binary: PathBuf::from("runc"),
+                },
+            )]),
         }
     }
 }
@@ -81,6 +121,31 @@ impl Config {
     pub fn images_path(&self) -> PathBuf {
         self.root.join("images")
     }
+
+    /// Container bundles (config.json, rootfs mount point, writable layer).
+    pub fn containers_path(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    /// Sandbox directories (pinned namespaces, resolv.conf, hostname, hosts).
+    pub fn sandboxes_path(&self) -> PathBuf {
+        self.state.join("sandboxes")
+    }
+
+    /// Monitor directories, one per container.
+    pub fn monitors_path(&self) -> PathBuf {
+        self.state.join("monitors")
+    }
+
+    /// runc's own state (`runc --root`) for the runtime handler `name`.
+    pub fn runc_root(&self, name: &str) -> PathBuf {
+        self.state.join("runc").join(name)
+    }
+
+    /// CNI's cache of attachment results, for DEL after a restart.
+    pub fn cni_cache_path(&self) -> PathBuf {
+        self.root.join("cni-cache")
+    }
 }
 
 #[cfg(test)]
@@ -93,5 +158,7 @@ mod tests {
         assert_eq!(config.root, PathBuf::from("/data"));
         assert_eq!(config.socket, Config::default().socket);
         assert!(toml::from_str::<Config>("rot = \"/typo\"").is_err());
+        let handlers: Config = toml::from_str("[runtimes.crun]\nbinary = \"/usr/bin/crun\"").expect("parse");
+        assert_eq!(handlers.runtimes["crun"].binary, PathBuf::from("/usr/bin/crun"));
     }
 }

@@ -1,6 +1,7 @@
 //! Opening the runtime's stores and serving CRI on its socket: what the `runtime-core`
 //! binary runs, and what an embedding program (kubelet-lite) can run in-process.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,9 +12,15 @@ use crate::config::Config;
 use crate::image::hosts::{HostsError, RegistryHosts};
 use crate::image::manager::{ImageError, ImageManager};
 use crate::image::registry::RegistryClient;
+use crate::oci::runc::Runc;
+use crate::sandbox::cni::{Cni, CniConfig, CniError};
 use crate::service::image::ImageServiceImpl;
-use crate::service::runtime::RuntimeServiceImpl;
+use crate::service::runtime::{Dirs, Pods, PodsParts, RuntimeServiceImpl};
+use crate::state::{Registry, StateError};
 use crate::store::{Store, StoreError};
+
+/// The monitor binary's name; it is looked for next to the running executable.
+const MONITOR_BINARY: &str = "runtime-core-monitor";
 
 /// Why the runtime could not start or stopped serving.
 #[derive(Debug, thiserror::Error)]
@@ -24,13 +31,22 @@ pub enum DaemonError {
     /// The metadata database could not be opened (another runtime-core may hold it).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The sandbox and container records could not be loaded.
+    #[error(transparent)]
+    State(#[from] StateError),
     /// The image store could not be opened.
     #[error(transparent)]
     Images(#[from] ImageError),
-    /// The socket could not be bound.
-    #[error("binding {path}: {source}")]
-    Bind {
-        /// The socket path.
+    /// The CNI configuration could not be read.
+    #[error(transparent)]
+    Cni(#[from] CniError),
+    /// The configuration names no runtime for the default handler.
+    #[error("the default runtime handler {0:?} is not among the configured runtimes")]
+    NoDefaultRuntime(String),
+    /// A directory could not be created or the monitor binary found.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
@@ -45,10 +61,12 @@ pub enum DaemonError {
 pub struct Runtime {
     config: Config,
     images: Arc<ImageManager>,
+    pods: Arc<Pods>,
 }
 
 impl Runtime {
-    /// Opens the metadata database and the image store the configuration names.
+    /// Opens the metadata database, the image store, the pod records and the CNI
+    /// configuration the configuration names.
     pub fn open(config: Config) -> Result<Self, DaemonError> {
         let hosts = if config.registry_config_path.is_dir() {
             RegistryHosts::load(&config.registry_config_path)?
@@ -56,10 +74,49 @@ impl Runtime {
             RegistryHosts::none()
         };
         let metadata = Arc::new(Store::open(&config.metadata_path())?);
-        let images = ImageManager::open(&config.images_path(), RegistryClient::new(hosts), metadata)?;
+        let images = Arc::new(ImageManager::open(
+            &config.images_path(),
+            RegistryClient::new(hosts),
+            metadata.clone(),
+        )?);
+        let dirs = Dirs {
+            sandboxes: config.sandboxes_path(),
+            containers: config.containers_path(),
+            monitors: config.monitors_path(),
+        };
+        for dir in [&dirs.sandboxes, &dirs.containers, &dirs.monitors] {
+            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        if !config.runtimes.contains_key(&config.default_runtime) {
+            return Err(DaemonError::NoDefaultRuntime(config.default_runtime.clone()));
+        }
+        let runtimes: HashMap<String, Runc> = config
+            .runtimes
+            .iter()
+            .map(|(name, handler)| (name.clone(), Runc::new(handler.binary.clone(), config.runc_root(name))))
+            .collect();
+        let cni = Cni::load(CniConfig {
+            conf_dir: config.cni_conf_dir.clone(),
+            bin_dirs: config.cni_bin_dirs.clone(),
+            cache_dir: config.cni_cache_path(),
+        })?;
+        let pods = Pods::new(PodsParts {
+            registry: Registry::load(metadata)?,
+            images: images.clone(),
+            cni,
+            runtimes,
+            default_runtime: config.default_runtime.clone(),
+            monitor_binary: monitor_binary()?,
+            dirs,
+            log_max_line: config.log_max_line,
+        });
         Ok(Self {
             config,
-            images: Arc::new(images),
+            images,
+            pods: Arc::new(pods),
         })
     }
 
@@ -68,21 +125,51 @@ impl Runtime {
         &self.images
     }
 
-    /// Serves CRI on the configured socket until `shutdown` completes.
+    /// Reconciles the records with the system, then serves CRI on the configured socket
+    /// until `shutdown` completes. Containers keep running when it returns.
     pub async fn serve(&self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        self.pods.reconcile().await;
         let socket = &self.config.socket;
-        let incoming = cri_api::unix::bind(socket).map_err(|source| DaemonError::Bind {
+        let incoming = cri_api::unix::bind(socket).map_err(|source| DaemonError::Io {
             path: socket.clone(),
             source,
         })?;
         tracing::info!(socket = %socket.display(), "serving CRI");
+        let pods = self.pods.clone();
+        let images =
+            ImageServiceImpl::new(self.images.clone()).with_layers_in_use(Arc::new(move || pods.layers_in_use()));
         tonic::transport::Server::builder()
             .layer(cri_api::unix::V1Alpha2AliasLayer)
-            .add_service(RuntimeServiceServer::new(RuntimeServiceImpl))
-            .add_service(ImageServiceServer::new(ImageServiceImpl::new(self.images.clone())))
+            .add_service(RuntimeServiceServer::new(RuntimeServiceImpl::new(self.pods.clone())))
+            .add_service(ImageServiceServer::new(images))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await?;
         let _ = std::fs::remove_file(socket);
         Ok(())
     }
+}
+
+/// The monitor binary: beside the running executable (where cargo and packages put it).
+fn monitor_binary() -> Result<PathBuf, DaemonError> {
+    let exe = std::env::current_exe().map_err(|source| DaemonError::Io {
+        path: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    // Test and example binaries live one level down, in target/<profile>/deps or examples.
+    let candidates = [
+        dir.join(MONITOR_BINARY),
+        dir.parent().map(|p| p.join(MONITOR_BINARY)).unwrap_or_default(),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| DaemonError::Io {
+            path: candidates[0].clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the runtime-core-monitor binary is missing",
+            ),
+        })
 }

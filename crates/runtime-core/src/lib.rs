@@ -14,8 +14,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod container;
 pub mod daemon;
 pub mod image;
 pub mod keyed_lock;
+pub mod monitor;
+pub mod oci;
+pub mod sandbox;
 pub mod service;
+pub mod state;
 pub mod store;

@@ -111,9 +111,24 @@ pub fn parse_ipv4_cidr(cidr: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
     Ok((Ipv4Addr::from(u32::from(address) & mask), prefix))
 }
 
+/// Whether the IPv4 address `ip` lies in the IPv4 CIDR `cidr` (`198.18.0.0/24`).
+pub fn in_cidr(ip: &str, cidr: &str) -> anyhow::Result<bool> {
+    let ip: Ipv4Addr = ip.parse().with_context(|| format!("{ip:?} is not an IPv4 address"))?;
+    let (network, prefix) = parse_ipv4_cidr(cidr)?;
+    Ok(parse_ipv4_cidr(&format!("{ip}/{prefix}"))?.0 == network)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_in_their_cidr_only() {
+        assert!(in_cidr("198.18.1.7", "198.18.1.0/24").unwrap());
+        assert!(!in_cidr("198.18.2.7", "198.18.1.0/24").unwrap());
+        assert!(in_cidr("10.1.2.3", "0.0.0.0/0").unwrap());
+        assert!(in_cidr("pod", "198.18.1.0/24").is_err());
+    }
 
     #[test]
     fn cidrs_parse_to_their_network() {

@@ -15,6 +15,10 @@
 //! - [`Containerd`]: containerd 1.6 with its CRI plugin on a private socket, root, state,
 //!   bridge and subnet, pulling `docker.io` and `registry.k8s.io` from the local registry
 //!   through `hosts.toml` mirrors, and cleaned up completely on drop;
+//! - [`RuntimeCore`]: the workspace's own CRI runtime, the same way (its own socket, root,
+//!   state, bridge, subnet and mirrors), crashed and restarted on demand
+//!   ([`daemon::Daemon::kill`], [`daemon::Daemon::start_again`]); both daemons share one
+//!   lifecycle, [`daemon::Daemon`];
 //! - [`suite::run`]: runs a test binary's tests (`harness = false`) against one shared
 //!   environment with libtest's command line, and turns missing prerequisites into ignored
 //!   tests outside CI and failures in CI.
@@ -74,6 +78,7 @@
 pub mod cni;
 pub mod containerd;
 pub mod cri;
+pub mod daemon;
 pub mod distribution;
 pub mod host;
 pub mod htpasswd;
@@ -83,14 +88,17 @@ pub mod large_image;
 pub mod mirrors;
 pub mod multi_platform;
 mod output;
+pub mod pods;
 mod prereq;
 pub mod process;
 pub mod registry;
+pub mod runtime_core;
 pub mod scratch;
 pub mod suite;
 pub mod test_images;
 
 pub use containerd::{Containerd, ContainerdOptions};
+pub use daemon::DaemonOptions;
 pub use large_image::{LargeImage, LargeImageSpec, push_large_image};
 pub use multi_platform::{MultiPlatformImage, push_multi_platform_image};
 pub use output::note;
@@ -98,4 +106,5 @@ pub use prereq::{
     CNI_PLUGIN_DIRS, CNI_PLUGINS, Missing, cni_bin_dir, debian_package, find_tool, in_ci, require_root, require_tools,
 };
 pub use registry::{Registry, RegistryOptions};
+pub use runtime_core::{RuntimeCore, RuntimeCoreOptions};
 pub use test_images::{TestImages, direct_references, push_test_images};

@@ -335,6 +335,11 @@ impl ImageManager {
         })
     }
 
+    /// The directory of the unpacked layer `diff_id`.
+    pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.snapshots.path(diff_id)
+    }
+
     /// The unpacked layer directories of an image, bottom first.
     pub fn layer_dirs(&self, image: &ImageRecord) -> Vec<PathBuf> {
         image.layers.iter().map(|l| self.snapshots.path(&l.diff_id)).collect()

@@ -13,6 +13,7 @@ use cri_api::v1::{
 use tonic::{Request, Response, Status};
 
 use super::status::image_status;
+use crate::image::digest::Digest;
 use crate::image::manager::{ImageError, ImageManager, parse_name};
 use crate::image::records::{self, ImageRecord};
 use crate::image::registry::Credentials;
@@ -20,22 +21,37 @@ use crate::image::registry::Credentials;
 /// Key of the verbose `ImageStatus` info, as containerd names it.
 const VERBOSE_INFO_KEY: &str = "info";
 
+/// Tells which image layers (by diff id) containers use, so image removal keeps them.
+pub type LayersInUse = Arc<dyn Fn() -> HashSet<Digest> + Send + Sync>;
+
 /// The `ImageService` of runtime-core.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ImageServiceImpl {
     images: Arc<ImageManager>,
+    layers_in_use: LayersInUse,
+}
+
+impl std::fmt::Debug for ImageServiceImpl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageServiceImpl")
+            .field("images", &self.images)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ImageServiceImpl {
-    /// Serves the images of `images`.
+    /// Serves the images of `images`, with no layer in use by containers.
     pub fn new(images: Arc<ImageManager>) -> Self {
-        Self { images }
+        Self {
+            images,
+            layers_in_use: Arc::new(HashSet::new),
+        }
     }
 
-    /// Layers that containers use and image removal must keep. Containers arrive with the
-    /// RuntimeService; until then no layer is in use.
-    fn layers_in_use(&self) -> HashSet<crate::image::digest::Digest> {
-        HashSet::new()
+    /// Asks `layers_in_use` which layers containers use before removing an image.
+    pub fn with_layers_in_use(mut self, layers_in_use: LayersInUse) -> Self {
+        self.layers_in_use = layers_in_use;
+        self
     }
 }
 
@@ -157,7 +173,7 @@ impl ImageService for ImageServiceImpl {
         let image = requested_image(request.image.as_ref())?;
         // The CRI requires removal to succeed when the image is already gone.
         self.images
-            .remove(image, &self.layers_in_use())
+            .remove(image, &(self.layers_in_use)())
             .await
             .map_err(to_status)?;
         Ok(Response::new(RemoveImageResponse {}))

@@ -2,7 +2,7 @@
 //! its errors onto gRPC status codes.
 //!
 //! - [`image`]: the `ImageService` (pull, list, status, remove, filesystem usage);
-//! - [`runtime`]: the `RuntimeService`.
+//! - [`runtime`]: the `RuntimeService` (sandboxes and containers).
 
 pub mod image;
 pub mod runtime;

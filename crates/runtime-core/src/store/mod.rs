@@ -16,9 +16,13 @@ pub struct Table(&'static str);
 
 /// The images the runtime knows, by image id (`sha256:<config digest>`).
 pub const IMAGES: Table = Table("images");
+/// Pod sandboxes, by sandbox id.
+pub const SANDBOXES: Table = Table("sandboxes");
+/// Containers, by container id.
+pub const CONTAINERS: Table = Table("containers");
 
 /// Every table, created when the database is opened.
-const TABLES: [Table; 1] = [IMAGES];
+const TABLES: [Table; 3] = [IMAGES, SANDBOXES, CONTAINERS];
 
 impl Table {
     fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -166,6 +170,28 @@ fn database_error(path: &Path, error: impl std::fmt::Display) -> StoreError {
     StoreError::Database {
         path: path.to_path_buf(),
         message: error.to_string(),
+    }
+}
+
+/// Serde for protobuf messages inside JSON records: the message's wire encoding, base64.
+///
+/// CRI configs are stored as the kubelet sent them, so every field survives a restart,
+/// including ones added to the protocol later.
+pub mod proto {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes `message` as base64 of its protobuf encoding.
+    pub fn serialize<M: prost::Message, S: Serializer>(message: &M, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(message.encode_to_vec()))
+    }
+
+    /// Deserializes what [`serialize`] wrote.
+    pub fn deserialize<'de, M: prost::Message + Default, D: Deserializer<'de>>(deserializer: D) -> Result<M, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let bytes = STANDARD.decode(text).map_err(serde::de::Error::custom)?;
+        M::decode(bytes.as_slice()).map_err(serde::de::Error::custom)
     }
 }
 

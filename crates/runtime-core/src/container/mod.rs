@@ -1,0 +1,7 @@
+//! Containers: the OCI spec built from a CRI `ContainerConfig` and the image config
+//! ([`spec`]), the user a container runs as, resolved inside its rootfs ([`user`]), and the
+//! overlay rootfs over the image's layers ([`rootfs`]).
+
+pub mod rootfs;
+pub mod spec;
+pub mod user;

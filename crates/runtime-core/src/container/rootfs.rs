@@ -1,0 +1,184 @@
+//! A container's root filesystem: an overlay of the image's unpacked layers (read-only,
+//! shared by every container of the image) under a writable upper directory of its own.
+
+use std::ffi::CString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rustix::mount::{MountFlags, UnmountFlags};
+
+/// Longest mount option string the kernel takes (one page).
+const MAX_MOUNT_DATA: usize = 4095;
+
+/// Why the rootfs could not be mounted or unmounted.
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    /// The layer paths do not fit in one mount call.
+    #[error("{layers} layers are too many for one overlay mount ({length} bytes of options)")]
+    TooManyLayers {
+        /// How many layers the image has.
+        layers: usize,
+        /// The option string's length.
+        length: usize,
+    },
+    /// A path holds a byte the mount options cannot carry (`,`, `:` or NUL).
+    #[error("path {0} cannot be used in overlay options")]
+    BadPath(PathBuf),
+    /// Preparing the directories or mounting failed.
+    #[error("rootfs {path}: {source}")]
+    Io {
+        /// The directory involved.
+        path: PathBuf,
+        /// The system error.
+        source: io::Error,
+    },
+}
+
+/// The directories of one container's rootfs, all under its bundle directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rootfs {
+    /// The mount point: the bundle's `rootfs`.
+    pub target: PathBuf,
+    /// The container's writable layer.
+    pub upper: PathBuf,
+    /// overlayfs's work directory (same filesystem as `upper`).
+    pub work: PathBuf,
+}
+
+impl Rootfs {
+    /// The rootfs directories of the bundle at `bundle`.
+    pub fn in_bundle(bundle: &Path) -> Self {
+        Self {
+            target: bundle.join("rootfs"),
+            upper: bundle.join("upper"),
+            work: bundle.join("work"),
+        }
+    }
+
+    /// Mounts the overlay of `layers` (bottom first) with a fresh upper directory. An image
+    /// without layers gets an empty lower directory.
+    pub fn mount(&self, layers: &[PathBuf]) -> Result<(), RootfsError> {
+        for dir in [&self.target, &self.upper, &self.work] {
+            std::fs::create_dir_all(dir).map_err(|source| RootfsError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let empty_lower;
+        let lowers: Vec<&Path> = if layers.is_empty() {
+            empty_lower = self.upper.with_file_name("empty");
+            std::fs::create_dir_all(&empty_lower).map_err(|source| RootfsError::Io {
+                path: empty_lower.clone(),
+                source,
+            })?;
+            vec![empty_lower.as_path()]
+        } else {
+            // overlayfs lists the topmost lower directory first.
+            layers.iter().rev().map(PathBuf::as_path).collect()
+        };
+        let data = overlay_options(&lowers, &self.upper, &self.work)?;
+        rustix::mount::mount("overlay", &self.target, "overlay", MountFlags::empty(), data.as_c_str()).map_err(|e| {
+            RootfsError::Io {
+                path: self.target.clone(),
+                source: e.into(),
+            }
+        })
+    }
+
+    /// Unmounts the overlay; an unmounted rootfs is fine.
+    pub fn unmount(&self) -> Result<(), RootfsError> {
+        match rustix::mount::unmount(&self.target, UnmountFlags::DETACH) {
+            Ok(()) => Ok(()),
+            // EINVAL: not a mount point; ENOENT: the directory is gone.
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOENT => Ok(()),
+            Err(e) => Err(RootfsError::Io {
+                path: self.target.clone(),
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// Whether the overlay is mounted (from /proc/self/mountinfo).
+    pub fn is_mounted(&self) -> bool {
+        let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return false;
+        };
+        let target = self.target.to_string_lossy();
+        mountinfo
+            .lines()
+            .any(|line| line.split(' ').nth(4) == Some(target.as_ref()))
+    }
+}
+
+/// The overlay mount options for `lowers` (topmost first), `upper` and `work`.
+fn overlay_options(lowers: &[&Path], upper: &Path, work: &Path) -> Result<CString, RootfsError> {
+    let text = |path: &Path| -> Result<String, RootfsError> {
+        let text = path.to_str().ok_or_else(|| RootfsError::BadPath(path.to_path_buf()))?;
+        if text.contains([',', ':', '\0']) {
+            return Err(RootfsError::BadPath(path.to_path_buf()));
+        }
+        Ok(text.to_string())
+    };
+    let lowerdir = lowers.iter().map(|p| text(p)).collect::<Result<Vec<_>, _>>()?.join(":");
+    let data = format!("lowerdir={lowerdir},upperdir={},workdir={}", text(upper)?, text(work)?);
+    if data.len() > MAX_MOUNT_DATA {
+        return Err(RootfsError::TooManyLayers {
+            layers: lowers.len(),
+            length: data.len(),
+        });
+    }
+    CString::new(data).map_err(|_| RootfsError::BadPath(upper.to_path_buf()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_list_the_top_layer_first_and_refuse_unusable_paths() {
+        let lowers = [Path::new("/l/top"), Path::new("/l/bottom")];
+        let options = overlay_options(&lowers, Path::new("/c/upper"), Path::new("/c/work")).expect("options");
+        assert_eq!(
+            options.to_str().expect("utf-8"),
+            "lowerdir=/l/top:/l/bottom,upperdir=/c/upper,workdir=/c/work"
+        );
+        assert!(overlay_options(&[Path::new("/a:b")], Path::new("/u"), Path::new("/w")).is_err());
+        let many: Vec<PathBuf> = (0..100)
+            .map(|i| PathBuf::from(format!("/var/lib/runtime-core/images/snapshots/{i:064}")))
+            .collect();
+        let many: Vec<&Path> = many.iter().map(PathBuf::as_path).collect();
+        assert!(matches!(
+            overlay_options(&many, Path::new("/u"), Path::new("/w")),
+            Err(RootfsError::TooManyLayers { layers: 100, .. })
+        ));
+    }
+
+    #[test]
+    fn an_overlay_of_two_layers_shows_both_and_writes_to_the_upper_directory() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: mounting overlayfs needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (bottom, top) = (dir.path().join("bottom"), dir.path().join("top"));
+        std::fs::create_dir_all(&bottom).expect("mkdir");
+        std::fs::create_dir_all(&top).expect("mkdir");
+        std::fs::write(bottom.join("a"), "bottom").expect("write");
+        std::fs::write(top.join("a"), "top").expect("write");
+        std::fs::write(bottom.join("b"), "only bottom").expect("write");
+        let rootfs = Rootfs::in_bundle(&dir.path().join("bundle"));
+        rootfs.mount(&[bottom.clone(), top]).expect("mount");
+        assert!(rootfs.is_mounted());
+        assert_eq!(std::fs::read_to_string(rootfs.target.join("a")).expect("read"), "top");
+        assert_eq!(
+            std::fs::read_to_string(rootfs.target.join("b")).expect("read"),
+            "only bottom"
+        );
+        std::fs::write(rootfs.target.join("new"), "x").expect("write");
+        rootfs.unmount().expect("unmount");
+        rootfs.unmount().expect("unmount again");
+        assert!(!rootfs.is_mounted());
+        assert!(rootfs.upper.join("new").exists(), "writes land in the upper directory");
+        assert!(!bottom.join("new").exists(), "layers stay untouched");
+    }
+}

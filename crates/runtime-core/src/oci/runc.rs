@@ -1,0 +1,767 @@
+//! runc, or a runc-compatible binary (crun, youki), driven as a child process: the
+//! daemon is multi-threaded, and runc's libcontainer must not be forked from it
+//! (`DESIGN.md`).
+//!
+//! Every command runs as `runc --root ROOT --log-format json [--log FILE] <verb> ...`: with
+//! JSON logs, runc's error messages are read back cleanly from its stderr (or from the log
+//! file) and carried in [`RuncError::Failed`].
+//!
+//! The verbs a CRI runtime needs are idempotent where the CRI wants them to be:
+//! [`Runc::delete`] of an unknown container and [`Runc::kill`] of one that is not running
+//! succeed, [`Runc::state`] of an unknown container is `None`.
+//!
+//! `runc create` is not here as a method: the per-container monitor runs it, with the
+//! container's stdio, from [`Runc::create_args`] (see `crate::monitor`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal};
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+/// How long [`Runc::exec`] still reads output after the process exited: a background
+/// process it started may hold the pipes open forever.
+const EXEC_OUTPUT_DRAIN: Duration = Duration::from_secs(1);
+/// The most output [`Runc::exec`] keeps per stream (CRI-O's limit for ExecSync); the
+/// rest is read and dropped.
+const MAX_EXEC_OUTPUT: usize = 16 * 1024 * 1024;
+/// Rounds of stopping newly found processes before a timed-out exec's tree is killed.
+const MAX_STOP_ROUNDS: usize = 20;
+
+/// A runc-compatible OCI runtime binary and its state directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runc {
+    binary: PathBuf,
+    /// runc's `--root`: its state directory (one directory per container).
+    root: PathBuf,
+    /// runc's `--log`, if set; otherwise it logs (JSON) to stderr.
+    log_file: Option<PathBuf>,
+    /// Where [`Runc::exec`] puts its pid and log files.
+    exec_dir: PathBuf,
+}
+
+/// What `runc state` says about a container.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ContainerState {
+    /// `created`, `running`, `stopped` or `paused`.
+    pub status: String,
+    /// The init process (host pid namespace); 0 once stopped.
+    pub pid: u32,
+}
+
+/// What a process run by [`Runc::exec`] wrote and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Its standard output (at most 16 MiB).
+    pub stdout: Vec<u8>,
+    /// Its standard error (at most 16 MiB).
+    pub stderr: Vec<u8>,
+    /// Its exit code; 128 + the signal number if a signal killed it.
+    pub exit_code: i32,
+}
+
+/// A runc command that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuncError {
+    /// The binary could not be run.
+    #[error("running {binary}: {source}")]
+    Spawn {
+        /// The runtime binary.
+        binary: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// runc ran and failed; `message` is what it said.
+    #[error("runc {command} {id}: {message}")]
+    Failed {
+        /// The verb (`start`, `kill`, ...).
+        command: &'static str,
+        /// The container id (empty for `list`).
+        id: String,
+        /// runc's error messages (from its JSON log), or its exit status.
+        message: String,
+    },
+    /// runc printed something that is not the JSON it should be.
+    #[error("runc {command} {id}: unexpected output: {source}")]
+    Output {
+        /// The verb.
+        command: &'static str,
+        /// The container id (empty for `list`).
+        id: String,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// [`Runc::exec`]'s timeout passed; the process and everything it started were killed.
+    #[error("exec in {id} timed out after {timeout:?}")]
+    Timeout {
+        /// The container id.
+        id: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// [`Runc::exec`] was given no command.
+    #[error("exec in {id}: no command given")]
+    EmptyCommand {
+        /// The container id.
+        id: String,
+    },
+    /// A local file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+impl Runc {
+    /// The runtime at `binary` keeping its state under `root` (`runc --root`). Exec pid
+    /// files go to the sibling directory `<root>-exec` (see [`Runc::with_exec_dir`]).
+    pub fn new(binary: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Runc {
+        let root = root.into();
+        let exec_dir = match root.file_name() {
+            Some(name) => {
+                let mut name = name.to_owned();
+                name.push("-exec");
+                root.with_file_name(name)
+            }
+            None => std::env::temp_dir().join("runc-exec"),
+        };
+        Runc {
+            binary: binary.into(),
+            root,
+            log_file: None,
+            exec_dir,
+        }
+    }
+
+    /// Makes runc log (JSON) to `path` instead of its stderr.
+    pub fn with_log_file(mut self, path: impl Into<PathBuf>) -> Runc {
+        self.log_file = Some(path.into());
+        self
+    }
+
+    /// Puts [`Runc::exec`]'s pid and log files in `dir` (created 0700 when needed).
+    pub fn with_exec_dir(mut self, dir: impl Into<PathBuf>) -> Runc {
+        self.exec_dir = dir.into();
+        self
+    }
+
+    /// The runtime binary.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// The runtime's state directory (`--root`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The arguments (without the program) of `runc create` for container `id` from
+    /// `bundle`, writing the init's pid to `pid_file`, and for a terminal sending the pty
+    /// master to `console_socket`. runc gives the container its own stdio when there is
+    /// no terminal. Paths should be absolute: runc changes into the bundle.
+    pub fn create_args(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+    ) -> Vec<OsString> {
+        let mut args = self.global_args(self.log_file.as_deref());
+        args.extend(["create".into(), "--bundle".into(), bundle.into()]);
+        args.extend(["--pid-file".into(), pid_file.into()]);
+        if let Some(socket) = console_socket {
+            args.extend(["--console-socket".into(), socket.into()]);
+        }
+        args.push(id.into());
+        args
+    }
+
+    /// `runc start`: runs the user process of a created container.
+    pub async fn start(&self, id: &str) -> Result<(), RuncError> {
+        let output = self.run("start", id, &[], None).await?;
+        self.check("start", id, &output)
+    }
+
+    /// `runc state`; `None` if runc does not know the container.
+    pub async fn state(&self, id: &str) -> Result<Option<ContainerState>, RuncError> {
+        let output = self.run("state", id, &[], None).await?;
+        if !output.status.success() {
+            let message = error_message(&output.stderr, output.status);
+            if is_unknown_container(&message) {
+                return Ok(None);
+            }
+            return Err(failed("state", id, message));
+        }
+        serde_json::from_slice(&output.stdout)
+            .map(Some)
+            .map_err(|source| RuncError::Output {
+                command: "state",
+                id: id.into(),
+                source,
+            })
+    }
+
+    /// `runc kill [--all] ID SIGNAL`: sends `signal` to the init (or with `all`, to every
+    /// process of the container). A container that is not running, or not known, is not
+    /// an error: the caller wanted it to stop, and it has.
+    pub async fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), RuncError> {
+        let signal = signal.to_string();
+        let mut args: Vec<&str> = Vec::with_capacity(2);
+        if all {
+            args.push("--all");
+        }
+        args.push(id);
+        args.push(&signal);
+        let output = self.run("kill", "", &args, None).await?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let message = error_message(&output.stderr, output.status);
+        if is_unknown_container(&message) || is_not_running(&message) {
+            return Ok(());
+        }
+        Err(failed("kill", id, message))
+    }
+
+    /// `runc delete [--force]`: removes the container (with `force`, killing it first).
+    /// Idempotent: an unknown container is already deleted.
+    pub async fn delete(&self, id: &str, force: bool) -> Result<(), RuncError> {
+        let args: &[&str] = if force { &["--force", id] } else { &[id] };
+        let output = self.run("delete", "", args, None).await?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let message = error_message(&output.stderr, output.status);
+        if is_unknown_container(&message) {
+            return Ok(());
+        }
+        Err(failed("delete", id, message))
+    }
+
+    /// `runc update --resources -`: applies `resources_json`, an OCI `LinuxResources`
+    /// object, to the container's cgroups.
+    pub async fn update(&self, id: &str, resources_json: &[u8]) -> Result<(), RuncError> {
+        let output = self
+            .run("update", "", &["--resources", "-", id], Some(resources_json))
+            .await?;
+        self.check("update", id, &output)
+    }
+
+    /// `runc list`: every container runc knows, as (id, status, init pid).
+    pub async fn list(&self) -> Result<Vec<(String, String, u32)>, RuncError> {
+        #[derive(Deserialize)]
+        struct Listed {
+            id: String,
+            status: String,
+            pid: u32,
+        }
+        let output = self.run("list", "", &["--format", "json"], None).await?;
+        self.check("list", "", &output)?;
+        // An empty list is `null`.
+        let listed: Option<Vec<Listed>> =
+            serde_json::from_slice(&output.stdout).map_err(|source| RuncError::Output {
+                command: "list",
+                id: String::new(),
+                source,
+            })?;
+        Ok(listed
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (c.id, c.status, c.pid))
+            .collect())
+    }
+
+    /// `runc exec`: runs `cmd` in the container with the container's environment, user and
+    /// working directory (from its spec), no terminal, stdin empty, and collects its output.
+    ///
+    /// With a `timeout`, a process still running when it passes is killed (SIGKILL) with
+    /// everything it started and the runc process, and [`RuncError::Timeout`] returned.
+    /// If the process never started (no such command, stopped container), runc's error is
+    /// returned as [`RuncError::Failed`]. Dropping the future also kills the process tree.
+    pub async fn exec(&self, id: &str, cmd: &[String], timeout: Option<Duration>) -> Result<ExecOutput, RuncError> {
+        if cmd.is_empty() {
+            return Err(RuncError::EmptyCommand { id: id.into() });
+        }
+        let files = ExecFiles::create(&self.exec_dir)?;
+        let mut args = self.global_args(Some(&files.log));
+        args.extend(["exec".into(), "--pid-file".into(), files.pid.clone().into(), id.into()]);
+        args.extend(cmd.iter().map(OsString::from));
+        let mut child = Command::new(&self.binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| RuncError::Spawn {
+                binary: self.binary.clone(),
+                source,
+            })?;
+        let mut guard = ExecGuard {
+            runc_pid: child.id(),
+            pid_file: files.pid.clone(),
+            armed: true,
+        };
+        let stdout = OutputReader::spawn(child.stdout.take());
+        let stderr = OutputReader::spawn(child.stderr.take());
+
+        let status = match timeout {
+            None => child.wait().await,
+            Some(timeout) => match tokio::time::timeout(timeout, child.wait()).await {
+                Ok(status) => status,
+                Err(_) => {
+                    guard.kill_now();
+                    let _ = child.kill().await;
+                    stdout.abort();
+                    stderr.abort();
+                    return Err(RuncError::Timeout { id: id.into(), timeout });
+                }
+            },
+        };
+        guard.armed = false;
+        let status = status.map_err(|source| RuncError::Io {
+            what: "waiting for runc exec".into(),
+            source,
+        })?;
+        let deadline = tokio::time::Instant::now() + EXEC_OUTPUT_DRAIN;
+        let stdout = stdout.finish(deadline).await;
+        let stderr = stderr.finish(deadline).await;
+        if !status.success() && !files.pid.exists() {
+            // runc writes the pid file once the process runs: it never did.
+            let log = std::fs::read(&files.log).unwrap_or_default();
+            let mut message = error_message(&log, status);
+            if log.is_empty() {
+                message = error_message(&stderr, status);
+            }
+            return Err(failed("exec", id, message));
+        }
+        Ok(ExecOutput {
+            stdout,
+            stderr,
+            exit_code: exit_code(status),
+        })
+    }
+
+    /// `--root ROOT --log-format json [--log FILE]`.
+    fn global_args(&self, log_file: Option<&Path>) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["--root".into(), self.root.clone().into()];
+        if let Some(log_file) = log_file {
+            args.extend(["--log".into(), log_file.into()]);
+        }
+        args.extend(["--log-format".into(), "json".into()]);
+        args
+    }
+
+    /// Runs `runc <global args> <command> <args...>` (with `id` appended if not empty),
+    /// feeding `stdin` if given, and collects its output.
+    async fn run(
+        &self,
+        command: &'static str,
+        id: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, RuncError> {
+        let mut full = self.global_args(self.log_file.as_deref());
+        full.push(command.into());
+        full.extend(args.iter().map(OsString::from));
+        if !id.is_empty() {
+            full.push(id.into());
+        }
+        let spawn_error = |source| RuncError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        };
+        let mut child = Command::new(&self.binary)
+            .args(full)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(spawn_error)?;
+        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            // runc reads all of stdin before acting; a write error shows in its status.
+            let _ = pipe.write_all(data).await;
+            drop(pipe);
+        }
+        child.wait_with_output().await.map_err(spawn_error)
+    }
+
+    /// Ok if runc succeeded, its error otherwise.
+    fn check(&self, command: &'static str, id: &str, output: &Output) -> Result<(), RuncError> {
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(failed(command, id, error_message(&output.stderr, output.status)))
+        }
+    }
+}
+
+fn failed(command: &'static str, id: &str, message: String) -> RuncError {
+    RuncError::Failed {
+        command,
+        id: id.into(),
+        message,
+    }
+}
+
+/// The exit code of a process: its code, or 128 + the signal that killed it.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => -1,
+    }
+}
+
+/// runc's error messages from its stderr or JSON log: the `msg` of each JSON line at
+/// level error (or any level if there is no error), other lines as they are; the exit
+/// status if there is nothing.
+pub fn error_message(output: &[u8], status: ExitStatus) -> String {
+    #[derive(Deserialize)]
+    struct LogLine {
+        #[serde(default)]
+        level: String,
+        msg: String,
+    }
+    let text = String::from_utf8_lossy(output);
+    let mut errors = Vec::new();
+    let mut others = Vec::new();
+    for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        match serde_json::from_str::<LogLine>(line) {
+            Ok(log) if log.level == "error" || log.level == "fatal" => errors.push(log.msg),
+            Ok(log) => others.push(log.msg),
+            Err(_) => errors.push(line.to_owned()),
+        }
+    }
+    let mut messages = if errors.is_empty() { others } else { errors };
+    messages.dedup();
+    if messages.is_empty() {
+        format!("exited with {status}")
+    } else {
+        messages.join("; ")
+    }
+}
+
+/// runc's "no such container" (`container does not exist`); crun's says "does not exist"
+/// or "No such file or directory" opening its state.
+fn is_unknown_container(message: &str) -> bool {
+    message.contains("does not exist") || message.contains("No such file or directory")
+}
+
+/// runc's "the container's process is gone" messages.
+fn is_not_running(message: &str) -> bool {
+    [
+        "not running",
+        "process already finished",
+        "no such process",
+        "is stopped",
+    ]
+    .iter()
+    .any(|phrase| message.contains(phrase))
+}
+
+/// The pid and log files of one [`Runc::exec`], removed on drop.
+struct ExecFiles {
+    pid: PathBuf,
+    log: PathBuf,
+}
+
+impl ExecFiles {
+    fn create(dir: &Path) -> Result<ExecFiles, RuncError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| RuncError::Io {
+                what: format!("creating {}", dir.display()),
+                source,
+            })?;
+        let name = format!("exec-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        Ok(ExecFiles {
+            pid: dir.join(format!("{name}.pid")),
+            log: dir.join(format!("{name}.log")),
+        })
+    }
+}
+
+impl Drop for ExecFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.pid);
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Kills what an exec started unless disarmed: on a timeout, and when the exec future is
+/// dropped half-way (tokio's `kill_on_drop` only kills runc, not the process in the
+/// container).
+struct ExecGuard {
+    runc_pid: Option<u32>,
+    pid_file: PathBuf,
+    armed: bool,
+}
+
+impl ExecGuard {
+    /// Stops, then kills, runc exec, the exec'd process and all their descendants.
+    fn kill_now(&mut self) {
+        self.armed = false;
+        let exec_pid = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        let roots: Vec<u32> = self.runc_pid.into_iter().chain(exec_pid).collect();
+        kill_tree(&roots);
+        // runc makes the exec'd process a session (and group) leader: its group catches
+        // what might have escaped the tree walk.
+        if let Some(pid) = exec_pid.and_then(|pid| i32::try_from(pid).ok()).and_then(Pid::from_raw) {
+            let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+        }
+    }
+}
+
+impl Drop for ExecGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.kill_now();
+        }
+    }
+}
+
+/// Stops every process in the trees under `roots` (repeating until no new process
+/// appears, so none can fork away), then kills them all with SIGKILL.
+fn kill_tree(roots: &[u32]) {
+    let mut stopped = BTreeSet::new();
+    for _ in 0..MAX_STOP_ROUNDS {
+        let tree = descendants(&process_parents(), roots);
+        let new: Vec<u32> = tree.difference(&stopped).copied().collect();
+        if new.is_empty() {
+            break;
+        }
+        for pid in new {
+            send(pid, Signal::STOP);
+            stopped.insert(pid);
+        }
+    }
+    for &pid in &stopped {
+        send(pid, Signal::KILL);
+    }
+}
+
+fn send(pid: u32, signal: Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// Every process's parent, from `/proc/*/stat`.
+fn process_parents() -> HashMap<u32, u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parse_stat_ppid(&stat)?))
+        })
+        .collect()
+}
+
+/// The parent pid in a `/proc/<pid>/stat` line: the second field after the command
+/// name, which is in parentheses and may itself hold spaces and parentheses.
+fn parse_stat_ppid(stat: &str) -> Option<u32> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `roots` and all their descendants in a child → parent map.
+fn descendants(parents: &HashMap<u32, u32>, roots: &[u32]) -> BTreeSet<u32> {
+    let mut tree: BTreeSet<u32> = roots.iter().copied().collect();
+    loop {
+        let before = tree.len();
+        for (&child, parent) in parents {
+            if tree.contains(parent) {
+                tree.insert(child);
+            }
+        }
+        if tree.len() == before {
+            return tree;
+        }
+    }
+}
+
+/// A stream of an exec'd process read in the background into a shared buffer, so that
+/// what was read is kept even if reading is given up on.
+struct OutputReader {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl OutputReader {
+    fn spawn(stream: Option<impl AsyncRead + Unpin + Send + 'static>) -> OutputReader {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let task = stream.map(|mut stream| {
+            let buffer = Arc::clone(&buffer);
+            tokio::spawn(async move {
+                let mut chunk = vec![0u8; 16 * 1024];
+                loop {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => {
+                            let mut buffer = buffer.lock().unwrap_or_else(PoisonError::into_inner);
+                            let room = MAX_EXEC_OUTPUT.saturating_sub(buffer.len());
+                            buffer.extend_from_slice(&chunk[..read.min(room)]);
+                        }
+                    }
+                }
+            })
+        });
+        OutputReader { buffer, task }
+    }
+
+    /// Waits for end of file until `deadline`, then returns what was read.
+    async fn finish(mut self, deadline: tokio::time::Instant) -> Vec<u8> {
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+            }
+        }
+        std::mem::take(&mut *self.buffer.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn abort(&self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for OutputReader {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    fn status(code: i32) -> ExitStatus {
+        ExitStatus::from_raw(code << 8)
+    }
+
+    #[test]
+    fn create_args_put_global_options_first() {
+        let runc = Runc::new("/usr/sbin/runc", "/run/rc/runc").with_log_file("/run/rc/m/c1/runc.log");
+        let args = runc.create_args(
+            "c1",
+            Path::new("/b/c1"),
+            Path::new("/run/rc/m/c1/container.pid"),
+            Some(Path::new("/run/rc/m/c1/console.sock")),
+        );
+        let args: Vec<&str> = args.iter().map(|a| a.to_str().expect("utf-8")).collect();
+        assert_eq!(
+            args,
+            [
+                "--root",
+                "/run/rc/runc",
+                "--log",
+                "/run/rc/m/c1/runc.log",
+                "--log-format",
+                "json",
+                "create",
+                "--bundle",
+                "/b/c1",
+                "--pid-file",
+                "/run/rc/m/c1/container.pid",
+                "--console-socket",
+                "/run/rc/m/c1/console.sock",
+                "c1"
+            ]
+        );
+        let plain = Runc::new("runc", "/r").create_args("c2", Path::new("/b"), Path::new("/p"), None);
+        assert_eq!(plain.first().and_then(|a| a.to_str()), Some("--root"));
+        assert_eq!(plain.last().and_then(|a| a.to_str()), Some("c2"));
+        assert!(!plain.iter().any(|a| a == "--console-socket" || a == "--log"));
+    }
+
+    #[test]
+    fn exec_files_go_next_to_the_root() {
+        assert_eq!(
+            Runc::new("runc", "/run/rc/runc").exec_dir,
+            Path::new("/run/rc/runc-exec")
+        );
+        assert_eq!(Runc::new("runc", "/").exec_dir, std::env::temp_dir().join("runc-exec"));
+    }
+
+    #[test]
+    fn error_messages_come_from_runc_json_logs() {
+        let cases: &[(&str, &[u8], &str)] = &[
+            (
+                "json error line",
+                br#"{"level":"error","msg":"container does not exist","time":"2024-01-01T00:00:00Z"}"#,
+                "container does not exist",
+            ),
+            (
+                "warnings give way to errors, the plain fatal line is deduplicated",
+                b"{\"level\":\"warning\",\"msg\":\"cgroup v1 is deprecated\"}\n{\"level\":\"error\",\"msg\":\"exec failed: no such file\"}\nexec failed: no such file\n",
+                "exec failed: no such file",
+            ),
+            ("plain text", b"container not running\n", "container not running"),
+            ("only a warning", br#"{"level":"warning","msg":"odd"}"#, "odd"),
+            ("nothing", b"", "exited with exit status: 1"),
+        ];
+        for (desc, output, want) in cases {
+            assert_eq!(error_message(output, status(1)), *want, "{desc}");
+        }
+    }
+
+    #[test]
+    fn runc_messages_are_classified() {
+        assert!(is_unknown_container("container \"c1\" does not exist"));
+        assert!(is_unknown_container("container does not exist"));
+        assert!(!is_unknown_container("container not running"));
+        assert!(is_not_running("container not running"));
+        assert!(is_not_running("os: process already finished"));
+        assert!(!is_not_running("permission denied"));
+    }
+
+    #[test]
+    fn exit_codes_of_signalled_processes_are_128_plus_the_signal() {
+        assert_eq!(exit_code(status(3)), 3);
+        assert_eq!(exit_code(ExitStatus::from_raw(9)), 137);
+        assert_eq!(exit_code(ExitStatus::from_raw(15)), 143);
+    }
+
+    #[test]
+    fn parent_pids_are_read_past_odd_command_names() {
+        assert_eq!(parse_stat_ppid("42 (sleep) S 7 42 42 0 -1"), Some(7));
+        assert_eq!(parse_stat_ppid("43 (a) b) (c) R 9 43 43 0 -1"), Some(9));
+        assert_eq!(parse_stat_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn trees_include_every_descendant() {
+        // 1 ← 10 ← 11 ← 12, 10 ← 13; 20 is unrelated.
+        let parents: HashMap<u32, u32> = [(10, 1), (11, 10), (12, 11), (13, 10), (20, 1)].into();
+        assert_eq!(descendants(&parents, &[10]), BTreeSet::from([10, 11, 12, 13]));
+        assert_eq!(descendants(&parents, &[12, 20]), BTreeSet::from([12, 20]));
+        assert_eq!(descendants(&parents, &[]), BTreeSet::new());
+    }
+}

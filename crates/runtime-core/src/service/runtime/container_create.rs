@@ -1,0 +1,169 @@
+//! CreateContainer: an OCI bundle (config.json and an overlay rootfs) in a sandbox.
+
+use std::path::{Path, PathBuf};
+
+use cri_api::v1::{CreateContainerRequest, CreateContainerResponse, NamespaceMode};
+use tonic::Status;
+
+use super::sandbox_run::namespace_mode;
+use super::{Pods, internal, now_nanos, state_status};
+use crate::container::rootfs::Rootfs;
+use crate::container::spec::{self, NamespaceMode as Mode, Namespaces, SandboxFiles, SpecInputs};
+use crate::state::container::{ContainerRecord, ContainerStatus};
+use crate::state::ids::new_id;
+use crate::state::sandbox::{SandboxRecord, SandboxState};
+
+/// The cgroup parent of containers whose pod names none.
+const DEFAULT_CGROUP_PARENT: &str = "/runtime-core";
+
+impl Pods {
+    /// CreateContainer: reserves the container's name, mounts its rootfs (the image's
+    /// layers under a fresh upper directory) and writes its OCI spec. Nothing runs yet: the
+    /// process starts with StartContainer, as with containerd. A failure undoes each step.
+    #[tracing::instrument(skip_all, fields(sandbox = %request.pod_sandbox_id))]
+    pub(super) async fn create_container(
+        &self,
+        request: CreateContainerRequest,
+    ) -> Result<CreateContainerResponse, Status> {
+        let config = request
+            .config
+            .ok_or_else(|| Status::invalid_argument("config must be set"))?;
+        let name = config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+        if name.is_empty() {
+            return Err(Status::invalid_argument("metadata.name must be set"));
+        }
+        let image_name = config.image.as_ref().map(|i| i.image.clone()).unwrap_or_default();
+        if image_name.is_empty() {
+            return Err(Status::invalid_argument("image must be set"));
+        }
+        let sandbox = self.registry.sandbox(&request.pod_sandbox_id).map_err(state_status)?;
+        if sandbox.status.state != SandboxState::Ready {
+            return Err(Status::failed_precondition(format!(
+                "sandbox {} is not ready",
+                sandbox.id
+            )));
+        }
+        let image = self
+            .images
+            .find(&image_name)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?
+            .ok_or_else(|| Status::not_found(format!("image {image_name:?} is not present")))?;
+        let image_config = self
+            .images
+            .config_of(&image.id)
+            .await
+            .map_err(|e| internal("reading the image config", e))?;
+
+        let id = new_id().map_err(|e| internal("making an id", e))?;
+        let log_path = match (sandbox.config.log_directory.as_str(), config.log_path.as_str()) {
+            ("", _) | (_, "") => None,
+            (dir, file) => Some(Path::new(dir).join(file)),
+        };
+        let record = ContainerRecord {
+            id: id.clone(),
+            name: ContainerRecord::name_of(&config, &sandbox.name),
+            sandbox_id: sandbox.id.clone(),
+            runtime_handler: sandbox.runtime_handler.clone(),
+            image_id: image.id.to_string(),
+            image_name,
+            created_at: now_nanos(),
+            log_path,
+            bundle: self.dirs.containers.join(&id),
+            monitor_dir: self.dirs.monitors.join(&id),
+            layers: image.layers.iter().map(|l| l.diff_id.clone()).collect(),
+            stop_signal: spec::stop_signal(&image_config),
+            config,
+            status: ContainerStatus::created(),
+        };
+        let _busy = self.busy.lock(id.clone()).await;
+        self.registry.add_container(record.clone()).map_err(state_status)?;
+        let layers: Vec<PathBuf> = record.layers.iter().map(|d| self.images.layer_dir(d)).collect();
+        let prepared = self.prepare_bundle(&record, &sandbox, &image_config, &layers);
+        if let Err(status) = prepared {
+            let _ = Rootfs::in_bundle(&record.bundle).unmount();
+            let _ = std::fs::remove_dir_all(&record.bundle);
+            let _ = self.registry.remove_container(&id);
+            return Err(status);
+        }
+        Ok(CreateContainerResponse { container_id: id })
+    }
+
+    /// Mounts the rootfs and writes config.json into the container's bundle.
+    fn prepare_bundle(
+        &self,
+        record: &ContainerRecord,
+        sandbox: &SandboxRecord,
+        image: &crate::image::oci::ImageConfig,
+        layers: &[PathBuf],
+    ) -> Result<(), Status> {
+        let rootfs = Rootfs::in_bundle(&record.bundle);
+        rootfs.mount(layers).map_err(|e| internal("mounting the rootfs", e))?;
+        let parent = if sandbox.cgroup_parent.is_empty() {
+            DEFAULT_CGROUP_PARENT
+        } else {
+            &sandbox.cgroup_parent
+        };
+        let cgroups_path = format!("{}/{}", parent.trim_end_matches('/'), record.id);
+        let namespaces = container_namespaces(sandbox, &record.config);
+        let sandbox_files = SandboxFiles {
+            resolv_conf: Some(sandbox.dir.join("resolv.conf")),
+            hostname: Some(sandbox.dir.join("hostname")),
+            hosts: Some(sandbox.dir.join("hosts")),
+        };
+        let inputs = SpecInputs {
+            container_id: &record.id,
+            sandbox_id: &sandbox.id,
+            config: &record.config,
+            sandbox: &sandbox.config,
+            image,
+            rootfs: &rootfs.target,
+            namespaces: &namespaces,
+            sandbox_files: &sandbox_files,
+            cgroups_path: &cgroups_path,
+            hostname: &sandbox.config.hostname,
+        };
+        let spec = spec::build_spec(&inputs).map_err(|e| {
+            if e.is_invalid_argument() {
+                Status::invalid_argument(e.to_string())
+            } else {
+                internal("building the OCI spec", e)
+            }
+        })?;
+        let json = serde_json::to_vec_pretty(&spec).map_err(|e| internal("encoding the OCI spec", e))?;
+        std::fs::write(record.bundle.join("config.json"), json).map_err(|e| internal("writing config.json", e))
+    }
+}
+
+/// The namespaces a container of `sandbox` joins: the pod's pinned network, IPC and UTS
+/// namespaces unless the pod uses the host's; a PID namespace of its own unless the
+/// container asks for the host's.
+fn container_namespaces(sandbox: &SandboxRecord, config: &cri_api::v1::ContainerConfig) -> Namespaces {
+    let join = |path: &Option<PathBuf>| path.clone().map_or(Mode::New, Mode::Join);
+    let pod = &sandbox.config;
+    let network = match &sandbox.netns {
+        Some(netns) => Mode::Join(netns.clone()),
+        None => Mode::Host,
+    };
+    let ipc = if namespace_mode(pod, |o| o.ipc) == NamespaceMode::Node {
+        Mode::Host
+    } else {
+        join(&sandbox.ipc_ns)
+    };
+    let uts = if sandbox.netns.is_none() {
+        Mode::Host
+    } else {
+        join(&sandbox.uts_ns)
+    };
+    let container_pid = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .and_then(|o| NamespaceMode::try_from(o.pid).ok());
+    let pid = match container_pid.unwrap_or(NamespaceMode::Container) {
+        NamespaceMode::Node => Mode::Host,
+        _ if namespace_mode(pod, |o| o.pid) == NamespaceMode::Node => Mode::Host,
+        _ => Mode::New,
+    };
+    Namespaces { network, ipc, uts, pid }
+}

@@ -1,0 +1,46 @@
+//! ExecSync: run a command in a running container and return its output.
+
+use std::time::Duration;
+
+use cri_api::v1::{ExecSyncRequest, ExecSyncResponse};
+use tonic::Status;
+
+use super::{Pods, internal};
+use crate::oci::runc::RuncError;
+use crate::state::container::ContainerState;
+
+impl Pods {
+    /// ExecSync: the command runs with the container's environment, user and working
+    /// directory. With a timeout, a command still running at its end is killed (nothing is
+    /// left behind) and the call fails with DeadlineExceeded, as with containerd.
+    #[tracing::instrument(skip_all, fields(container = %request.container_id))]
+    pub(super) async fn exec_sync(&self, request: ExecSyncRequest) -> Result<ExecSyncResponse, Status> {
+        if request.cmd.is_empty() {
+            return Err(Status::invalid_argument("cmd must not be empty"));
+        }
+        let container = self
+            .registry
+            .container(&request.container_id)
+            .map_err(super::state_status)?;
+        let container = self.refresh_container(&container.id)?;
+        if container.status.state != ContainerState::Running {
+            return Err(Status::failed_precondition(format!(
+                "container {} is not running",
+                container.id
+            )));
+        }
+        let timeout = (request.timeout > 0).then(|| Duration::from_secs(request.timeout as u64));
+        match self.runc(&container)?.exec(&container.id, &request.cmd, timeout).await {
+            Ok(output) => Ok(ExecSyncResponse {
+                stdout: output.stdout,
+                stderr: output.stderr,
+                exit_code: output.exit_code,
+            }),
+            Err(RuncError::Timeout { .. }) => Err(Status::deadline_exceeded(format!(
+                "command {:?} did not finish within {}s and was killed",
+                request.cmd, request.timeout
+            ))),
+            Err(error) => Err(internal("exec in the container", error)),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! ReopenContainerLog: after the kubelet rotated a log file.
+
+use cri_api::v1::{ReopenContainerLogRequest, ReopenContainerLogResponse};
+use tonic::Status;
+
+use super::{Pods, internal};
+use crate::monitor;
+use crate::state::container::ContainerState;
+
+impl Pods {
+    /// ReopenContainerLog: the container's monitor reopens its log path, so new output goes
+    /// to a new file after the kubelet renamed the old one. Only a running container has a
+    /// log to reopen (FailedPrecondition otherwise).
+    #[tracing::instrument(skip_all, fields(container = %request.container_id))]
+    pub(super) async fn reopen_container_log(
+        &self,
+        request: ReopenContainerLogRequest,
+    ) -> Result<ReopenContainerLogResponse, Status> {
+        let container = self
+            .registry
+            .container(&request.container_id)
+            .map_err(super::state_status)?;
+        let container = self.refresh_container(&container.id)?;
+        if container.status.state != ContainerState::Running {
+            return Err(Status::failed_precondition(format!(
+                "container {} is not running",
+                container.id
+            )));
+        }
+        let dir = container.monitor_dir.clone();
+        tokio::task::spawn_blocking(move || monitor::reopen_log(&dir))
+            .await
+            .map_err(|e| internal("reopening the log", e))?
+            .map_err(|e| internal("reopening the log", e))?;
+        Ok(ReopenContainerLogResponse {})
+    }
+}

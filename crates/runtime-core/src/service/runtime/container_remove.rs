@@ -1,0 +1,55 @@
+//! RemoveContainer: kill it if needed, then delete its runc state, rootfs and bundle.
+
+use std::time::Duration;
+
+use cri_api::v1::{RemoveContainerRequest, RemoveContainerResponse};
+use tonic::Status;
+
+use super::{Pods, internal, state_status};
+use crate::container::rootfs::Rootfs;
+use crate::state::StateError;
+
+impl Pods {
+    /// RemoveContainer: a running container is killed first. Its log file stays (the
+    /// kubelet owns logs).
+    ///
+    /// api.proto: "This call is idempotent, and must not return an error if the container
+    /// has already been removed."
+    #[tracing::instrument(skip_all, fields(container = %request.container_id))]
+    pub(super) async fn remove_container(
+        &self,
+        request: RemoveContainerRequest,
+    ) -> Result<RemoveContainerResponse, Status> {
+        let id = match self.registry.container(&request.container_id) {
+            Ok(container) => container.id,
+            Err(StateError::NotFound { .. }) => return Ok(RemoveContainerResponse {}),
+            Err(e) => return Err(state_status(e)),
+        };
+        let _busy = self.busy.lock(id.clone()).await;
+        self.remove_container_files(&id).await?;
+        Ok(RemoveContainerResponse {})
+    }
+
+    /// Kills the container if it runs, deletes it from runc, unmounts its rootfs, removes its
+    /// bundle and monitor directories and its record.
+    pub(super) async fn remove_container_files(&self, id: &str) -> Result<(), Status> {
+        self.stop_container_process(id, Duration::ZERO).await?;
+        let container = self.registry.container(id).map_err(state_status)?;
+        self.runc(&container)?
+            .delete(id, true)
+            .await
+            .map_err(|e| internal("deleting the container from runc", e))?;
+        Rootfs::in_bundle(&container.bundle)
+            .unmount()
+            .map_err(|e| internal("unmounting the rootfs", e))?;
+        for dir in [&container.bundle, &container.monitor_dir] {
+            match std::fs::remove_dir_all(dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(internal("removing container files", e));
+                }
+                _ => {}
+            }
+        }
+        self.registry.remove_container(id).map_err(state_status)
+    }
+}

@@ -1,0 +1,77 @@
+//! StartContainer: a monitor process creates the container with runc, then runc starts it.
+
+use cri_api::v1::{StartContainerRequest, StartContainerResponse};
+use tonic::Status;
+
+use super::{Pods, internal, now_nanos, state_status};
+use crate::monitor::{self, MonitorConfig};
+use crate::state::container::ContainerState;
+
+/// Exit code recorded for a container whose process could not be started.
+const START_ERROR_EXIT_CODE: i32 = 128;
+
+impl Pods {
+    /// StartContainer: only a created container can start (FailedPrecondition otherwise).
+    /// Its monitor holds its stdio and log and records its exit, so the container outlives a
+    /// restart of the daemon. A failed start leaves the container Exited with reason
+    /// `StartError`, as containerd does, so the kubelet sees why.
+    #[tracing::instrument(skip_all, fields(container = %request.container_id))]
+    pub(super) async fn start_container(
+        &self,
+        request: StartContainerRequest,
+    ) -> Result<StartContainerResponse, Status> {
+        let container = self.registry.container(&request.container_id).map_err(state_status)?;
+        let _busy = self.busy.lock(container.id.clone()).await;
+        let container = self.registry.container(&container.id).map_err(state_status)?;
+        if container.status.state != ContainerState::Created {
+            return Err(Status::failed_precondition(format!(
+                "container {} is {:?}, only a created container can start",
+                container.id, container.status.state
+            )));
+        }
+        let runc = self.runc(&container)?;
+        let config = MonitorConfig {
+            id: container.id.clone(),
+            bundle: container.bundle.clone(),
+            runc_binary: runc.binary().to_path_buf(),
+            runc_root: runc.root().to_path_buf(),
+            state_dir: container.monitor_dir.clone(),
+            log_path: container.log_path.clone(),
+            log_max_line: self.log_max_line,
+            stdin: container.config.stdin,
+            tty: container.config.tty,
+        };
+        let started = async {
+            let started = monitor::start(&self.monitor_binary, &config)
+                .await
+                .map_err(|e| e.to_string())?;
+            // Taken before `runc start`, so a process that exits at once still finishes after
+            // it started.
+            let started_at = now_nanos();
+            runc.start(&container.id).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((started, started_at))
+        }
+        .await;
+        match started {
+            Ok((started, started_at)) => {
+                self.registry
+                    .update_container(&container.id, |c| {
+                        c.status.state = ContainerState::Running;
+                        c.status.pid = started.container_pid;
+                        c.status.started_at = started_at;
+                    })
+                    .map_err(state_status)?;
+                Ok(StartContainerResponse {})
+            }
+            Err(message) => {
+                let _ = runc.delete(&container.id, true).await;
+                let _ = self.registry.update_container(&container.id, |c| {
+                    c.status.exited(START_ERROR_EXIT_CODE, now_nanos(), false);
+                    c.status.reason = "StartError".into();
+                    c.status.message = message.clone();
+                });
+                Err(internal("starting the container", message))
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Start-up reconciliation: the records against what runc, the mounts and the namespace
+//! files say after the daemon was down.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::Pods;
+use crate::container::rootfs::Rootfs;
+use crate::sandbox::namespaces;
+use crate::state::container::ContainerState;
+use crate::state::sandbox::SandboxState;
+
+impl Pods {
+    /// Brings the records up to date before serving:
+    ///
+    /// - a running container whose monitor recorded an exit while the daemon was down is
+    ///   Exited with that code; one whose monitor is gone without a record is Unknown;
+    /// - a container whose creation was cut short (no config.json) is removed;
+    /// - a created container whose rootfs is no longer mounted (after a reboot) gets it back;
+    /// - a ready sandbox whose network namespace is gone (after a reboot) is stopped;
+    /// - bundle and sandbox directories without a record are removed.
+    pub async fn reconcile(&self) {
+        for container in self.registry.containers() {
+            let id = container.id.clone();
+            if !container.bundle.join("config.json").is_file() {
+                tracing::info!(container = %id, "removing a container whose creation did not finish");
+                let _ = Rootfs::in_bundle(&container.bundle).unmount();
+                let _ = std::fs::remove_dir_all(&container.bundle);
+                let _ = std::fs::remove_dir_all(&container.monitor_dir);
+                let _ = self.registry.remove_container(&id);
+                continue;
+            }
+            match container.status.state {
+                ContainerState::Running => {
+                    if let Err(status) = self.refresh_container(&id) {
+                        tracing::warn!(container = %id, %status, "could not refresh the container's state");
+                    }
+                }
+                ContainerState::Created => {
+                    let rootfs = Rootfs::in_bundle(&container.bundle);
+                    if !rootfs.is_mounted() {
+                        let layers: Vec<_> = container.layers.iter().map(|d| self.images.layer_dir(d)).collect();
+                        if let Err(error) = rootfs.mount(&layers) {
+                            tracing::warn!(container = %id, %error, "could not mount the rootfs again");
+                        }
+                    }
+                }
+                ContainerState::Exited | ContainerState::Unknown => {}
+            }
+        }
+        for sandbox in self.registry.sandboxes() {
+            let pinned = sandbox.netns.as_deref().is_none_or(namespaces::is_pinned);
+            if sandbox.status.state == SandboxState::Ready && !pinned {
+                tracing::info!(sandbox = %sandbox.id, "the sandbox's network namespace is gone; stopping it");
+                self.tear_down_sandbox(&sandbox.id).await;
+            }
+        }
+        let containers: HashSet<String> = self.registry.containers().into_iter().map(|c| c.id).collect();
+        let sandboxes: HashSet<String> = self.registry.sandboxes().into_iter().map(|s| s.id).collect();
+        remove_orphans(&self.dirs.containers, &containers);
+        remove_orphans(&self.dirs.monitors, &containers);
+        remove_orphans(&self.dirs.sandboxes, &sandboxes);
+    }
+}
+
+/// Removes the directories under `parent` whose name is not a known id, unmounting what is
+/// mounted under them first (a rootfs, pinned namespace files).
+fn remove_orphans(parent: &Path, known: &HashSet<String>) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !known.contains(&name) {
+            let path = entry.path();
+            tracing::info!(path = %path.display(), "removing a directory no record owns");
+            unmount_under(&path);
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Unmounts every mount at or below `dir`, deepest first.
+fn unmount_under(dir: &Path) {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut targets: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|target| Path::new(target).starts_with(dir))
+        .collect();
+    targets.sort_by_key(|target| std::cmp::Reverse(target.len()));
+    for target in targets {
+        let _ = rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH);
+    }
+}

@@ -1,0 +1,43 @@
+//! RemovePodSandbox: remove the pod's containers and everything the sandbox held.
+
+use cri_api::v1::{RemovePodSandboxRequest, RemovePodSandboxResponse, StopPodSandboxRequest};
+use tonic::Status;
+
+use super::{Pods, internal, state_status};
+use crate::state::StateError;
+
+impl Pods {
+    /// RemovePodSandbox: stops the sandbox if needed, removes its containers, its files and
+    /// its record.
+    ///
+    /// api.proto: "This call is idempotent, and must not return an error if the sandbox has
+    /// already been removed."
+    #[tracing::instrument(skip_all, fields(sandbox = %request.pod_sandbox_id))]
+    pub(super) async fn remove_pod_sandbox(
+        &self,
+        request: RemovePodSandboxRequest,
+    ) -> Result<RemovePodSandboxResponse, Status> {
+        let id = match self.registry.sandbox(&request.pod_sandbox_id) {
+            Ok(sandbox) => sandbox.id,
+            Err(StateError::NotFound { .. }) => return Ok(RemovePodSandboxResponse {}),
+            Err(e) => return Err(state_status(e)),
+        };
+        self.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        })
+        .await?;
+        let _busy = self.busy.lock(id.clone()).await;
+        for container in self.registry.containers_of(&id) {
+            self.remove_container_files(&container.id).await?;
+        }
+        let sandbox = self.registry.sandbox(&id).map_err(state_status)?;
+        match std::fs::remove_dir_all(&sandbox.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(internal("removing the sandbox directory", e));
+            }
+            _ => {}
+        }
+        self.registry.remove_sandbox(&id).map_err(state_status)?;
+        Ok(RemovePodSandboxResponse {})
+    }
+}

@@ -1,0 +1,166 @@
+//! RunPodSandbox: pinned namespaces, the pod's network and its /etc files.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use cri_api::v1::{NamespaceMode, PodSandboxConfig, RunPodSandboxRequest, RunPodSandboxResponse};
+use tonic::Status;
+
+use super::{Pods, internal, now_nanos, state_status};
+use crate::sandbox::cni::{Attachment, PortMapping};
+use crate::sandbox::namespaces::PinRequest;
+use crate::sandbox::{files, namespaces};
+use crate::state::ids::new_id;
+use crate::state::sandbox::{SandboxRecord, SandboxState, SandboxStatus};
+
+/// The interface CNI creates in the pod's network namespace.
+pub(super) const POD_INTERFACE: &str = "eth0";
+
+impl Pods {
+    /// RunPodSandbox: reserves the pod's name, pins its network, IPC and UTS namespaces
+    /// (bind-mounted namespace files, no process per pod), attaches the CNI network unless
+    /// the pod uses the host's, and writes resolv.conf, hostname and hosts. A failure undoes
+    /// every step already done, and the name is free again.
+    #[tracing::instrument(skip_all, fields(pod = %SandboxRecord::name_of(request.config.as_ref().unwrap_or(&Default::default()))))]
+    pub(super) async fn run_pod_sandbox(&self, request: RunPodSandboxRequest) -> Result<RunPodSandboxResponse, Status> {
+        let config = request
+            .config
+            .ok_or_else(|| Status::invalid_argument("config must be set"))?;
+        validate(&config)?;
+        self.runtime(&request.runtime_handler)?;
+        let id = new_id().map_err(|e| internal("making an id", e))?;
+        let _busy = self.busy.lock(id.clone()).await;
+        let dir = self.dirs.sandboxes.join(&id);
+        let record = SandboxRecord {
+            id: id.clone(),
+            name: SandboxRecord::name_of(&config),
+            cgroup_parent: config
+                .linux
+                .as_ref()
+                .map(|l| l.cgroup_parent.clone())
+                .unwrap_or_default(),
+            config,
+            runtime_handler: request.runtime_handler,
+            created_at: now_nanos(),
+            dir: dir.clone(),
+            netns: None,
+            ipc_ns: None,
+            uts_ns: None,
+            status: SandboxStatus {
+                state: SandboxState::NotReady,
+                ip: None,
+                additional_ips: Vec::new(),
+                network_attached: false,
+            },
+        };
+        // The record goes first: it reserves the name, and a crash from here on leaves
+        // something reconcile can find and clean up.
+        self.registry.add_sandbox(record.clone()).map_err(state_status)?;
+        match self.set_up_sandbox(&record, &dir).await {
+            Ok(()) => Ok(RunPodSandboxResponse { pod_sandbox_id: id }),
+            Err(status) => {
+                self.tear_down_sandbox(&id).await;
+                let _ = std::fs::remove_dir_all(&dir);
+                let _ = self.registry.remove_sandbox(&id);
+                Err(status)
+            }
+        }
+    }
+
+    /// The steps of RunPodSandbox after the name is reserved.
+    async fn set_up_sandbox(&self, record: &SandboxRecord, dir: &Path) -> Result<(), Status> {
+        let config = &record.config;
+        std::fs::create_dir_all(dir).map_err(|e| internal("creating the sandbox directory", e))?;
+        let linux = config.linux.as_ref();
+        let options = linux
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.as_ref());
+        let sysctls = linux.map(|l| l.sysctls.clone()).unwrap_or_default();
+        let request = PinRequest::from_cri(&config.hostname, options, sysctls);
+        let pinned = namespaces::pin_with(dir, &request)
+            .await
+            .map_err(|e| internal("pinning the pod's namespaces", e))?;
+        self.registry
+            .update_sandbox(&record.id, |r| {
+                r.netns = pinned.network.clone();
+                r.ipc_ns = Some(pinned.ipc.clone());
+                r.uts_ns = Some(pinned.uts.clone());
+            })
+            .map_err(state_status)?;
+
+        files::write_resolv_conf(&dir.join("resolv.conf"), config.dns_config.as_ref())
+            .map_err(|e| internal("writing resolv.conf", e))?;
+        files::write_hostname(&dir.join("hostname"), &config.hostname).map_err(|e| internal("writing hostname", e))?;
+
+        let mut ips: Vec<IpAddr> = Vec::new();
+        if let Some(netns) = &pinned.network {
+            let attachment = attachment(&record.id, netns, config);
+            let network = self
+                .cni
+                .add(&attachment)
+                .await
+                .map_err(|e| internal("attaching the pod network", e))?;
+            self.registry
+                .update_sandbox(&record.id, |r| r.status.network_attached = true)
+                .map_err(state_status)?;
+            ips = network.ips;
+        }
+        files::write_hosts(&dir.join("hosts"), &config.hostname, ips.first().copied())
+            .map_err(|e| internal("writing hosts", e))?;
+        self.registry
+            .update_sandbox(&record.id, |r| {
+                r.status.state = SandboxState::Ready;
+                r.status.ip = ips.first().map(ToString::to_string);
+                r.status.additional_ips = ips.iter().skip(1).map(ToString::to_string).collect();
+            })
+            .map_err(state_status)?;
+        Ok(())
+    }
+}
+
+/// The CNI attachment of a sandbox: its id, network namespace, pod identity and host ports.
+pub(super) fn attachment(id: &str, netns: &Path, config: &PodSandboxConfig) -> Attachment {
+    let metadata = config.metadata.clone().unwrap_or_default();
+    let port_mappings = config.port_mappings.iter().filter_map(PortMapping::from_cri).collect();
+    Attachment {
+        container_id: id.to_string(),
+        netns: netns.to_path_buf(),
+        ifname: POD_INTERFACE.to_string(),
+        pod_namespace: metadata.namespace,
+        pod_name: metadata.name,
+        pod_uid: metadata.uid,
+        port_mappings,
+    }
+}
+
+/// The pod's mode for one namespace (POD when unset).
+pub(super) fn namespace_mode(
+    config: &PodSandboxConfig,
+    which: impl Fn(&cri_api::v1::NamespaceOption) -> i32,
+) -> NamespaceMode {
+    config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .and_then(|o| NamespaceMode::try_from(which(o)).ok())
+        .unwrap_or(NamespaceMode::Pod)
+}
+
+/// A sandbox config must name the pod: name, namespace and uid.
+fn validate(config: &PodSandboxConfig) -> Result<(), Status> {
+    let metadata = config
+        .metadata
+        .as_ref()
+        .ok_or_else(|| Status::invalid_argument("metadata must be set"))?;
+    for (field, value) in [
+        ("name", &metadata.name),
+        ("namespace", &metadata.namespace),
+        ("uid", &metadata.uid),
+    ] {
+        if value.is_empty() {
+            return Err(Status::invalid_argument(format!("metadata.{field} must be set")));
+        }
+    }
+    Ok(())
+}

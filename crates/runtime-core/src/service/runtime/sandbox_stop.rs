@@ -1,0 +1,69 @@
+//! StopPodSandbox: stop the pod's containers and release its network and namespaces.
+
+use std::time::Duration;
+
+use cri_api::v1::{StopPodSandboxRequest, StopPodSandboxResponse};
+use tonic::Status;
+
+use super::sandbox_run::attachment;
+use super::{Pods, internal, state_status};
+use crate::sandbox::namespaces::{self, PinnedNamespaces};
+use crate::state::StateError;
+use crate::state::sandbox::SandboxState;
+
+impl Pods {
+    /// StopPodSandbox: forcibly stops every container of the pod, detaches its network (CNI
+    /// DEL frees the IP) and releases its namespaces. The record stays, NotReady, until
+    /// RemovePodSandbox.
+    ///
+    /// api.proto: "This call is idempotent, and must not return an error if all relevant
+    /// resources have already been reclaimed": a stopped sandbox, and one that no longer
+    /// exists, stop successfully (as CRI-O does).
+    #[tracing::instrument(skip_all, fields(sandbox = %request.pod_sandbox_id))]
+    pub(super) async fn stop_pod_sandbox(
+        &self,
+        request: StopPodSandboxRequest,
+    ) -> Result<StopPodSandboxResponse, Status> {
+        let id = match self.registry.sandbox(&request.pod_sandbox_id) {
+            Ok(sandbox) => sandbox.id,
+            Err(StateError::NotFound { .. }) => return Ok(StopPodSandboxResponse {}),
+            Err(e) => return Err(state_status(e)),
+        };
+        let _busy = self.busy.lock(id.clone()).await;
+        for container in self.registry.containers_of(&id) {
+            self.stop_container_process(&container.id, Duration::ZERO).await?;
+        }
+        self.tear_down_sandbox(&id).await;
+        let sandbox = self.registry.sandbox(&id).map_err(state_status)?;
+        if sandbox.status.network_attached {
+            return Err(internal("detaching the pod network", "CNI DEL failed; retry"));
+        }
+        Ok(StopPodSandboxResponse {})
+    }
+
+    /// Detaches the network and releases the namespaces of sandbox `id`, as far as it can:
+    /// each step runs even if an earlier one failed, and the record says what is left
+    /// (`network_attached`) so a later stop retries it.
+    pub(super) async fn tear_down_sandbox(&self, id: &str) {
+        let Ok(sandbox) = self.registry.sandbox(id) else {
+            return;
+        };
+        // DEL is idempotent: it runs whenever the pod had a network namespace, in case the
+        // daemon died between ADD and recording it.
+        if let Some(netns) = &sandbox.netns {
+            match self.cni.del(&attachment(id, netns, &sandbox.config)).await {
+                Ok(()) => {
+                    let _ = self.registry.update_sandbox(id, |r| r.status.network_attached = false);
+                }
+                Err(error) => tracing::warn!(%error, "CNI DEL failed"),
+            }
+        }
+        // Every file pin may have made, whatever the record got to say before a failure.
+        if let Err(error) = namespaces::unpin(&PinnedNamespaces::all_in(&sandbox.dir)).await {
+            tracing::warn!(%error, "releasing the pod's namespaces failed");
+        }
+        let _ = self
+            .registry
+            .update_sandbox(id, |r| r.status.state = SandboxState::NotReady);
+    }
+}

@@ -1,0 +1,69 @@
+//! A pod sandbox's record.
+
+use std::path::PathBuf;
+
+use cri_api::v1::PodSandboxConfig;
+use serde::{Deserialize, Serialize};
+
+/// Whether the sandbox's namespaces and network are up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SandboxState {
+    /// Namespaces pinned and the network attached: containers may run.
+    Ready,
+    /// Stopped: its containers are stopped and its network is released.
+    NotReady,
+}
+
+/// Everything the runtime keeps about one sandbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxRecord {
+    /// The sandbox id.
+    pub id: String,
+    /// The reserved name: `<name>_<namespace>_<uid>_<attempt>`.
+    pub name: String,
+    /// The config the kubelet sent.
+    #[serde(with = "crate::store::proto")]
+    pub config: PodSandboxConfig,
+    /// The runtime handler asked for (empty for the default).
+    pub runtime_handler: String,
+    /// Creation time, nanoseconds since the epoch.
+    pub created_at: i64,
+    /// The sandbox's own directory: namespace files, resolv.conf, hostname, hosts.
+    pub dir: PathBuf,
+    /// The pinned network namespace; `None` for a host-network pod (or before pinning).
+    pub netns: Option<PathBuf>,
+    /// The pinned IPC namespace (`None` before pinning); containers join it unless the pod
+    /// asks for the host's.
+    pub ipc_ns: Option<PathBuf>,
+    /// The pinned UTS namespace (`None` before pinning); containers join it unless the pod
+    /// uses the host network.
+    pub uts_ns: Option<PathBuf>,
+    /// The cgroup parent of the pod's containers.
+    pub cgroup_parent: String,
+    /// What changes over the sandbox's life.
+    pub status: SandboxStatus,
+}
+
+/// The mutable part of a sandbox record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxStatus {
+    /// Ready or not.
+    pub state: SandboxState,
+    /// The pod's primary IP, if its network is attached.
+    pub ip: Option<String>,
+    /// Further IPs (dual stack).
+    pub additional_ips: Vec<String>,
+    /// Whether the CNI network is attached (so a stop must detach it).
+    pub network_attached: bool,
+}
+
+impl SandboxRecord {
+    /// The reserved name of a sandbox with this config.
+    pub fn name_of(config: &PodSandboxConfig) -> String {
+        let metadata = config.metadata.clone().unwrap_or_default();
+        format!(
+            "{}_{}_{}_{}",
+            metadata.name, metadata.namespace, metadata.uid, metadata.attempt
+        )
+    }
+}
