@@ -7,13 +7,13 @@
 //! 2016-10-06T00:17:09.669794202Z stderr P the first part of a long line
 //! ```
 //!
-//! - the time the record was written, RFC 3339 in UTC with nine fraction digits (containerd's
-//!   fixed-width `RFC3339Nano`);
+//! - the time the record was written, RFC 3339 in UTC with nine fraction digits (the
+//!   kubelet parses any `RFC3339Nano`; a fixed width in UTC also sorts as text);
 //! - the stream, `stdout` or `stderr`;
 //! - the tag: [`TAG_FULL`] for the end of a line, [`TAG_PARTIAL`] for a piece of a line that
 //!   continues in the next record of the same stream;
-//! - the content, without its newline, bytes kept as they are (a `\r` before the `\n` stays,
-//!   as in containerd's `readLine`).
+//! - the content, without its newline (nor the `\r` of a `\r\n`, as containerd drops
+//!   it), other bytes as they are.
 //!
 //! A line longer than the maximum is cut into partial records of exactly the maximum,
 //! then a full record with the rest (containerd's `redirectLogs`). Bytes without a newline
@@ -77,18 +77,28 @@ impl LineSplitter {
     pub fn feed(&mut self, mut data: &[u8], now: SystemTime, out: &mut Vec<u8>) {
         let timestamp = format_timestamp(now);
         while !data.is_empty() {
-            let (line, ends_line) = match data.iter().position(|&b| b == b'\n') {
+            let (mut line, ends_line) = match data.iter().position(|&b| b == b'\n') {
                 Some(newline) => (&data[..newline], true),
                 None => (data, false),
             };
             data = &data[line.len() + usize::from(ends_line)..];
-            let mut line = line;
+            if ends_line {
+                // The `\r` of a `\r\n` goes with the newline (bufio's `ReadLine`, which
+                // containerd's `readLine` copies), also when it came in an earlier read.
+                if let Some(stripped) = line.strip_suffix(b"\r") {
+                    line = stripped;
+                } else if line.is_empty() && self.pending.last() == Some(&b'\r') {
+                    self.pending.pop();
+                }
+            }
+            // A `\r` at the end of what has come so far may be half of a `\r\n`: it does not
+            // count towards the maximum until the next byte tells.
+            let last = if line.is_empty() { self.pending.last() } else { line.last() };
+            let held = usize::from(!ends_line && last == Some(&b'\r'));
             // Strictly longer than the maximum: a line of exactly `max_line` bytes is one
             // full record, as in containerd.
-            while self.pending.len() + line.len() > self.max_line {
-                let take = self.max_line - self.pending.len();
-                self.write_record(&timestamp, TAG_PARTIAL, &line[..take], out);
-                line = &line[take..];
+            while self.pending.len() + line.len() - held > self.max_line {
+                self.cut(&timestamp, &mut line, out);
             }
             if ends_line {
                 self.write_record(&timestamp, TAG_FULL, line, out);
@@ -102,12 +112,32 @@ impl LineSplitter {
         }
     }
 
-    /// At the end of the stream: appends the unfinished line, if any, as a partial record.
+    /// At the end of the stream: appends the unfinished line, if any, as partial records.
     pub fn finish(&mut self, now: SystemTime, out: &mut Vec<u8>) {
+        let timestamp = format_timestamp(now);
+        let mut rest: &[u8] = &[];
+        while self.pending.len() > self.max_line {
+            self.cut(&timestamp, &mut rest, out);
+        }
         if !self.pending.is_empty() {
-            self.write_record(&format_timestamp(now), TAG_PARTIAL, &[], out);
+            self.write_record(&timestamp, TAG_PARTIAL, &[], out);
         }
         self.pending = Vec::new();
+    }
+
+    /// Writes the first `max_line` bytes of the pending bytes followed by `line` as a
+    /// partial record, and keeps the rest.
+    fn cut(&mut self, timestamp: &[u8; TIMESTAMP_LEN], line: &mut &[u8], out: &mut Vec<u8>) {
+        if self.pending.len() >= self.max_line {
+            // Only with a held `\r`: the pending bytes alone fill the record.
+            let rest = self.pending.split_off(self.max_line);
+            self.write_record(timestamp, TAG_PARTIAL, &[], out);
+            self.pending = rest;
+        } else {
+            let take = self.max_line - self.pending.len();
+            self.write_record(timestamp, TAG_PARTIAL, &line[..take], out);
+            *line = &line[take..];
+        }
     }
 
     /// True if bytes of an unfinished line wait for their newline.
@@ -200,6 +230,9 @@ mod tests {
 
     use super::*;
 
+    /// A table case: (desc, chunks read, records written).
+    type Case = (&'static str, &'static [&'static [u8]], &'static [&'static str]);
+
     /// 2016-10-06T00:17:09.669794202Z
     fn sample_time() -> SystemTime {
         UNIX_EPOCH + Duration::new(1_475_713_029, 669_794_202)
@@ -215,7 +248,7 @@ mod tests {
         }
         String::from_utf8(out)
             .expect("test output is utf-8")
-            .lines()
+            .split_terminator('\n') // not `lines()`, which eats a `\r` before the `\n`
             .map(|line| {
                 line.strip_prefix("2016-10-06T00:17:09.669794202Z ")
                     .unwrap_or(line)
@@ -281,19 +314,24 @@ mod tests {
     }
 
     #[test]
-    fn carriage_returns_are_kept() {
+    fn carriage_returns_before_newlines_are_dropped() {
+        let cases: &[Case] = &[
+            ("crlf", &[b"dos line\r\n"], &["stdout F dos line"]),
+            ("a lone cr stays", &[b"progress 1\rprogress 2\n"], &["stdout F progress 1\rprogress 2"]),
+            ("crlf split across reads", &[b"ab\r", b"\ncd\n"], &["stdout F ab", "stdout F cd"]),
+            ("cr then more of the line", &[b"ab\r", b"c\n"], &["stdout F ab\rc"]),
+            ("only the last cr goes", &[b"\r\r\n"], &["stdout F \r"]),
+        ];
+        for (desc, chunks, want) in cases {
+            let mut splitter = LineSplitter::new(Stream::Stdout, 64);
+            assert_eq!(records(&mut splitter, chunks, false), *want, "{desc}");
+        }
         let mut splitter = LineSplitter::new(Stream::Stdout, 64);
-        let mut out = Vec::new();
-        splitter.feed(b"dos line\r\nprogress 1\rprogress 2\n", sample_time(), &mut out);
-        let text = String::from_utf8(out).expect("utf-8");
-        assert!(text.contains(" stdout F dos line\r\n"), "{text:?}");
-        assert!(text.contains(" stdout F progress 1\rprogress 2\n"), "{text:?}");
+        assert_eq!(records(&mut splitter, &[b"end\r"], true), ["stdout P end\r"], "a cr at the end of the stream stays");
     }
 
     #[test]
     fn long_lines_are_cut_into_partial_records_of_the_maximum() {
-        /// (desc, chunks read, records written).
-        type Case = (&'static str, &'static [&'static [u8]], &'static [&'static str]);
         let cases: &[Case] = &[
             (
                 "exactly the maximum is one full record",
@@ -311,11 +349,21 @@ mod tests {
                 &[b"ab", b"cdef", b"ghij\nk\n"],
                 &["stdout P abcd", "stdout P efgh", "stdout F ij", "stdout F k"],
             ),
+            ("a crlf does not count", &[b"abcd\r\n"], &["stdout F abcd"]),
+            ("nor one split across reads", &[b"abcd\r", b"\n"], &["stdout F abcd"]),
+            ("a held cr followed by more", &[b"abcd\r", b"e\n"], &["stdout P abcd", "stdout F \re"]),
+            ("a lone cr counts", &[b"ab\rcd\n"], &["stdout P ab\rc", "stdout F d"]),
         ];
         for (desc, chunks, want) in cases {
             let mut splitter = LineSplitter::new(Stream::Stdout, 4);
             assert_eq!(records(&mut splitter, chunks, false), *want, "{desc}");
         }
+    }
+
+    #[test]
+    fn long_unfinished_lines_are_cut_at_the_end() {
+        let mut splitter = LineSplitter::new(Stream::Stdout, 4);
+        assert_eq!(records(&mut splitter, &[b"abcd\r"], true), ["stdout P abcd", "stdout P \r"]);
     }
 
     #[test]

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Builds the Kubernetes 1.20.2 server binaries the end-to-end tests run (kube-apiserver,
+# kube-controller-manager, kube-scheduler and the real kubelet) from Debian's `kubernetes`
+# source package with Debian's Go, on Debian 12, as root. No Kubernetes binary package
+# exists in Debian 12 and nothing else is reachable offline; see docs in
+# /work/shared/ENVIRONMENT.md ("A real Kubernetes control plane").
+#
+# The binaries are cached per machine in $KUBE_CACHE/bin (default
+# /var/cache/kubelet-lite/kubernetes-1.20.2/bin); when all four are there, this does
+# nothing. Otherwise it installs the build's apt packages, adds a deb-src entry for the
+# Debian archive already configured (when missing), downloads and unpacks the source
+# (~ 30 MB with vendor/) under /var/cache/kubelet-lite/src and builds (about 5-8 minutes
+# on 2 cores). Safe to run again; a failed build leaves no partial bin directory.
+set -euo pipefail
+
+KUBE_VERSION=1.20.2
+CACHE_ROOT=${KUBELET_LITE_CACHE:-/var/cache/kubelet-lite}
+KUBE_CACHE=$CACHE_ROOT/kubernetes-$KUBE_VERSION
+BIN_DIR=$KUBE_CACHE/bin
+SRC_ROOT=$CACHE_ROOT/src
+COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+
+all_built() {
+    local command
+    for command in "${COMMANDS[@]}"; do
+        [[ -x $BIN_DIR/$command ]] || return 1
+    done
+}
+
+if all_built; then
+    echo "kubernetes $KUBE_VERSION binaries cached in $BIN_DIR"
+    exit 0
+fi
+
+# --- apt packages the build and the tests need ---------------------------------------------
+APT_PACKAGES=(golang-go rsync jq etcd-server dpkg-dev openssl make)
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# --- a deb-src entry for the Debian archive --------------------------------------------------
+# Only Debian's own archives are mirrored as sources (third-party repositories may have no
+# Sources index, which would break `apt-get update`). deb822 `.sources` stanzas are copied
+# with `Types: deb-src`; one-line `deb` entries become `deb-src` lines.
+SRC_LIST_DEB822=/etc/apt/sources.list.d/kubelet-lite-deb-src.sources
+SRC_LIST_ONELINE=/etc/apt/sources.list.d/kubelet-lite-deb-src.list
+
+has_deb_src() {
+    local file
+    for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+        [[ -f $file ]] || continue
+        grep -Eq '^[[:space:]]*deb-src[[:space:]]' "$file" && return 0
+        grep -Eiq '^[[:space:]]*Types:.*deb-src' "$file" && return 0
+    done
+    return 1
+}
+
+# Prints the deb822 stanzas of the given files that carry Debian archive URIs, as deb-src.
+deb822_as_src() {
+    awk '
+        function flush() {
+            if (stanza != "" && is_deb && is_debian) printf "%s\n", stanza
+            stanza = ""; is_deb = 0; is_debian = 0
+        }
+        /^[[:space:]]*$/ { flush(); next }
+        /^[[:space:]]*#/ { next }
+        /^Types:/ { if ($0 ~ /(^|[[:space:]])deb([[:space:]]|$)/) is_deb = 1; stanza = stanza "Types: deb-src\n"; next }
+        /^URIs:/ { if ($0 ~ /debian/) is_debian = 1 }
+        /^Enabled:[[:space:]]*no/ { is_deb = 0 }
+        { stanza = stanza $0 "\n" }
+        END { flush() }
+    ' "$@"
+}
+
+if ! has_deb_src; then
+    shopt -s nullglob
+    sources_files=(/etc/apt/sources.list.d/*.sources)
+    shopt -u nullglob
+    if ((${#sources_files[@]})) && [[ -n $(deb822_as_src "${sources_files[@]}") ]]; then
+        echo "adding $SRC_LIST_DEB822"
+        deb822_as_src "${sources_files[@]}" >"$SRC_LIST_DEB822"
+    else
+        echo "adding $SRC_LIST_ONELINE"
+        cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+            | sed -nE 's/^[[:space:]]*deb[[:space:]]+(.*debian.*)$/deb-src \1/p' >"$SRC_LIST_ONELINE"
+    fi
+    [[ -s ${SRC_LIST_DEB822} || -s ${SRC_LIST_ONELINE} ]] \
+        || { echo "no Debian archive found in the apt sources to add deb-src for" >&2; exit 1; }
+    apt-get update -q
+fi
+
+# --- the source tree ----------------------------------------------------------------------------
+mkdir -p "$SRC_ROOT"
+TREE=$SRC_ROOT/kubernetes-$KUBE_VERSION
+if [[ ! -f $TREE/.kubelet-lite-unpacked ]]; then
+    rm -rf "$TREE"
+    (
+        cd "$SRC_ROOT"
+        apt-get source --download-only "kubernetes=$KUBE_VERSION*" || apt-get source --download-only kubernetes
+        dsc=$(ls -1 kubernetes_"$KUBE_VERSION"*.dsc | head -n 1)
+        # Unpacks the orig tarballs (the tree and its vendor/) and applies Debian's patches.
+        dpkg-source --no-check -x "$dsc" "$TREE"
+    )
+    touch "$TREE/.kubelet-lite-unpacked"
+fi
+
+# --- the build --------------------------------------------------------------------------------------
+# The build wants the tree at $GOPATH/src/k8s.io/kubernetes: a symlink inside the tree.
+cd "$TREE"
+mkdir -p .go/src/k8s.io
+[[ -e .go/src/k8s.io/kubernetes ]] || ln -s ../../.. .go/src/k8s.io/kubernetes
+echo "building kubernetes $KUBE_VERSION (${COMMANDS[*]}) in $TREE; this takes several minutes"
+started=$SECONDS
+what=""
+for command in "${COMMANDS[@]}"; do what+="cmd/$command "; done
+GOPATH=$PWD/.go CGO_ENABLED=0 KUBE_GIT_VERSION="v$KUBE_VERSION" KUBE_GIT_TREE_STATE=clean \
+    make WHAT="${what% }"
+
+staging=$KUBE_CACHE/bin.new
+rm -rf "$staging"
+mkdir -p "$staging"
+for command in "${COMMANDS[@]}"; do
+    built=$(find _output -type f -name "$command" -perm -u+x | head -n 1)
+    [[ -n $built ]] || { echo "the build produced no $command" >&2; exit 1; }
+    install -m 0755 "$built" "$staging/$command"
+done
+rm -rf "$BIN_DIR"
+mv "$staging" "$BIN_DIR"
+echo "kubernetes $KUBE_VERSION binaries built in $((SECONDS - started)) s, cached in $BIN_DIR"
