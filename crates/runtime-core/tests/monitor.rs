@@ -115,6 +115,8 @@ struct Options {
     log_max_line: usize,
     /// The cgroup memory limit, in bytes.
     memory_limit: Option<u64>,
+    /// Share the host's pid namespace: orphans go to the monitor, not to a container init.
+    host_pid: bool,
 }
 
 impl Options {
@@ -125,6 +127,7 @@ impl Options {
             stdin: false,
             log_max_line: MonitorConfig::DEFAULT_LOG_MAX_LINE,
             memory_limit: None,
+            host_pid: false,
         }
     }
 }
@@ -139,6 +142,11 @@ impl Env {
         spec["process"]["terminal"] = json!(options.terminal);
         spec["root"] = json!({ "path": self.rootfs, "readonly": true });
         spec["hostname"] = json!(name);
+        if options.host_pid
+            && let Some(namespaces) = spec["linux"]["namespaces"].as_array_mut()
+        {
+            namespaces.retain(|ns| ns["type"] != "pid");
+        }
         if let Some(limit) = options.memory_limit {
             spec["linux"]["resources"]["memory"] = json!({ "limit": limit });
         }
@@ -294,7 +302,7 @@ fn output_and_exit_code_are_recorded(env: &Env) -> anyhow::Result<()> {
         stdout
             == [
                 record("stdout", "F", "out"),
-                record("stdout", "F", "a\r"),
+                record("stdout", "F", "a"),
                 record("stdout", "P", "b")
             ],
         "stdout records: {stdout:?}"
@@ -392,8 +400,10 @@ fn sigkill_is_recorded_as_137(env: &Env) -> anyhow::Result<()> {
     env.rt.block_on(env.runc.kill("killed", 9, false))?;
     let exit = container.wait_for_exit()?;
     ensure!(exit.exit_code == 137 && exit.signal == Some(9), "{exit:?}");
-    ensure!(container.status()? == "stopped");
-    // Killing a stopped container is not an error.
+    // runc sees it stopped until the monitor deletes its state, right after the exit record.
+    let status = container.status()?;
+    ensure!(status == "stopped" || status.is_empty(), "runc status {status:?}");
+    // Killing a stopped or deleted container is not an error.
     env.rt.block_on(env.runc.kill("killed", 9, false))?;
     env.rt.block_on(env.runc.kill("killed", 15, true))?;
     env.rt.block_on(env.runc.delete("killed", false))?;
@@ -401,7 +411,17 @@ fn sigkill_is_recorded_as_137(env: &Env) -> anyhow::Result<()> {
 }
 
 fn monitors_run_in_their_own_session(env: &Env) -> anyhow::Result<()> {
-    let container = env.run("session", Options::new(&["sleep", "1000"]))?;
+    // A bare runtime name is looked up in PATH, as a runtime handler may name it.
+    let mut config = env.prepare("session", &Options::new(&["sleep", "1000"]))?;
+    config.runc_binary = PathBuf::from("runc");
+    let started = env.rt.block_on(monitor::start(&env.monitor_binary, &config))?;
+    let container = Container {
+        env,
+        id: "session".into(),
+        config,
+        started,
+    };
+    env.rt.block_on(env.runc.start("session"))?;
     let monitor_pid = container.started.monitor_pid;
     ensure!(monitor::monitor_pid(&container.config.state_dir) == Some(monitor_pid));
     let (_, group, session) = parent_group_session(monitor_pid)?;
@@ -483,6 +503,19 @@ fn create_failures_carry_runc_errors(env: &Env) -> anyhow::Result<()> {
     )));
     ensure!(monitor::exit_status(&config.state_dir).is_none());
     ensure!(
+        !config.state_dir.join(monitor::CONTROL_SOCKET).exists(),
+        "the failed monitor cleaned up"
+    );
+
+    // A log that cannot be opened fails the start before runc runs.
+    let mut unloggable = env.prepare("unloggable", &Options::new(&["true"]))?;
+    unloggable.log_path = Some(env.dir.path().join("no-such-dir").join("c.log"));
+    match env.rt.block_on(monitor::start(&env.monitor_binary, &unloggable)) {
+        Err(MonitorError::Create(text)) => ensure!(text.contains("opening log"), "{text:?}"),
+        other => bail!("start with an unwritable log: {other:?}"),
+    }
+    ensure!(env.rt.block_on(env.runc.state("unloggable"))?.is_none());
+    ensure!(
         env.rt.block_on(env.runc.state("nosuchbinary"))?.is_none(),
         "runc cleaned up"
     );
@@ -526,11 +559,57 @@ fn stdin_is_kept_open_when_asked(env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn orphans_are_reaped_at_once(env: &Env) -> anyhow::Result<()> {
+    // In the host's pid namespace, the background sleeps' parents exit at once, and the
+    // monitor (a subreaper) inherits them.
+    let options = Options {
+        host_pid: true,
+        ..Options::new(&["sh", "-c", "(sleep 0.2 &); (sleep 0.2 &); (sleep 0.2 &); sleep 1.5"])
+    };
+    let container = env.run("orphans", options)?;
+    let monitor_pid = container.started.monitor_pid;
+    let children = |state: Option<&str>| -> Vec<u32> {
+        fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| {
+                let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                    return false;
+                };
+                let Some((_, rest)) = stat.rsplit_once(')') else {
+                    return false;
+                };
+                let fields: Vec<&str> = rest.split_whitespace().take(2).collect();
+                fields.get(1) == Some(&monitor_pid.to_string().as_str())
+                    && state.is_none_or(|state| fields.first() == Some(&state))
+            })
+            .collect()
+    };
+    ensure!(
+        eventually(Duration::from_secs(5), || children(None).len() >= 2),
+        "the orphans become the monitor's children: {:?}",
+        children(None)
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    ensure!(children(Some("Z")).is_empty(), "zombies: {:?}", children(Some("Z")));
+    ensure!(
+        children(None) == [container.started.container_pid],
+        "only the init is left"
+    );
+    ensure!(container.wait_for_exit()?.exit_code == 0);
+    Ok(())
+}
+
 fn oom_kills_are_recorded(env: &Env) -> anyhow::Result<()> {
     // The shell holds 100 MB in a variable under a 16 MiB limit.
     let options = Options {
         memory_limit: Some(16 << 20),
-        ..Options::new(&["sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived"])
+        ..Options::new(&[
+            "sh",
+            "-c",
+            "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
+        ])
     };
     let container = env.run("oom", options)?;
     let exit = container.wait_for_exit()?;
@@ -623,8 +702,11 @@ fn exec_returns_output_and_exit_code(env: &Env) -> anyhow::Result<()> {
     env.rt.block_on(env.runc.kill("exec", 9, false))?;
     container.wait_for_exit()?;
     match env.rt.block_on(env.runc.exec("exec", &["true".into()], None)) {
-        Err(RuncError::Failed { message, .. }) => ensure!(message.contains("stopped"), "{message:?}"),
-        other => bail!("exec in a stopped container: {other:?}"),
+        // Stopped, or already gone: the monitor deletes runc's state once it recorded the exit.
+        Err(RuncError::Failed { message, .. }) => {
+            ensure!(message.contains("stopped") || message.contains("does not exist"), "{message:?}")
+        }
+        other => bail!("exec in an exited container: {other:?}"),
     }
     Ok(())
 }
@@ -632,20 +714,41 @@ fn exec_returns_output_and_exit_code(env: &Env) -> anyhow::Result<()> {
 fn exec_timeouts_kill_everything_they_started(env: &Env) -> anyhow::Result<()> {
     let container = env.run("exectimeout", Options::new(&["sleep", "1000"]))?;
     let started = Instant::now();
-    let cmd = ["sh", "-c", "sleep 61 & sleep 60"].map(String::from);
+    let cmd = ["sh", "-c", "sleep 6061 & sleep 6060"].map(String::from);
     let result = env
         .rt
         .block_on(env.runc.exec("exectimeout", &cmd, Some(Duration::from_secs(1))));
     let elapsed = started.elapsed();
     ensure!(matches!(result, Err(RuncError::Timeout { .. })), "{result:?}");
     ensure!(elapsed < Duration::from_millis(2500), "returned after {elapsed:?}");
+    nothing_left_of_exec("exectimeout", &["sleep 6060", "sleep 6061"])?;
+
+    // An exec whose caller gives up (the future is dropped) is killed all the same.
+    let cmd = ["sh", "-c", "sleep 6063 & sleep 6062"].map(String::from);
+    let abandoned = env.rt.block_on(async {
+        tokio::time::timeout(Duration::from_millis(800), env.runc.exec("exectimeout", &cmd, None)).await
+    });
+    ensure!(
+        abandoned.is_err(),
+        "the exec outlived its caller's timeout: {abandoned:?}"
+    );
+    nothing_left_of_exec("exectimeout", &["sleep 6062", "sleep 6063"])?;
+
+    ensure!(container.status()? == "running", "the container itself is untouched");
+    env.rt.block_on(env.runc.kill("exectimeout", 9, false))?;
+    container.wait_for_exit()?;
+    Ok(())
+}
+
+/// Fails unless, within 2 s, no process runs whose command line holds one of `markers`,
+/// and no `runc exec` into container `id` runs.
+fn nothing_left_of_exec(id: &str, markers: &[&str]) -> anyhow::Result<()> {
     let leftovers = || {
-        let mut pids = pids_with_cmdline_containing("sleep 60");
-        pids.extend(pids_with_cmdline_containing("sleep 61"));
+        let mut pids: Vec<u32> = markers.iter().flat_map(|m| pids_with_cmdline_containing(m)).collect();
         pids.extend(
-            pids_with_cmdline_containing(&format!("{} ", env.runc_root.display()))
+            pids_with_cmdline_containing(" exec --pid-file ")
                 .into_iter()
-                .filter(|&pid| test_harness::process::cmdline(pid).contains(" exec ")),
+                .filter(|&pid| test_harness::process::cmdline(pid).contains(&format!(" {id} "))),
         );
         pids
     };
@@ -657,9 +760,6 @@ fn exec_timeouts_kill_everything_they_started(env: &Env) -> anyhow::Result<()> {
             .map(|&pid| format!("{pid}: {}", test_harness::process::cmdline(pid)))
             .collect::<Vec<_>>()
     );
-    ensure!(container.status()? == "running", "the container itself is untouched");
-    env.rt.block_on(env.runc.kill("exectimeout", 9, false))?;
-    container.wait_for_exit()?;
     Ok(())
 }
 
@@ -747,6 +847,7 @@ fn main() -> ExitCode {
                 terminal_output_is_logged_as_stdout,
             ),
             Test::new("stdin_is_kept_open_when_asked", stdin_is_kept_open_when_asked),
+            Test::new("orphans_are_reaped_at_once", orphans_are_reaped_at_once),
             Test::new("oom_kills_are_recorded", oom_kills_are_recorded),
             Test::new("monitor_memory_is_small", monitor_memory_is_small),
             Test::new("exec_returns_output_and_exit_code", exec_returns_output_and_exit_code),

@@ -93,7 +93,11 @@ impl LineSplitter {
             }
             // A `\r` at the end of what has come so far may be half of a `\r\n`: it does not
             // count towards the maximum until the next byte tells.
-            let last = if line.is_empty() { self.pending.last() } else { line.last() };
+            let last = if line.is_empty() {
+                self.pending.last()
+            } else {
+                line.last()
+            };
             let held = usize::from(!ends_line && last == Some(&b'\r'));
             // Strictly longer than the maximum: a line of exactly `max_line` bytes is one
             // full record, as in containerd.
@@ -317,8 +321,16 @@ mod tests {
     fn carriage_returns_before_newlines_are_dropped() {
         let cases: &[Case] = &[
             ("crlf", &[b"dos line\r\n"], &["stdout F dos line"]),
-            ("a lone cr stays", &[b"progress 1\rprogress 2\n"], &["stdout F progress 1\rprogress 2"]),
-            ("crlf split across reads", &[b"ab\r", b"\ncd\n"], &["stdout F ab", "stdout F cd"]),
+            (
+                "a lone cr stays",
+                &[b"progress 1\rprogress 2\n"],
+                &["stdout F progress 1\rprogress 2"],
+            ),
+            (
+                "crlf split across reads",
+                &[b"ab\r", b"\ncd\n"],
+                &["stdout F ab", "stdout F cd"],
+            ),
             ("cr then more of the line", &[b"ab\r", b"c\n"], &["stdout F ab\rc"]),
             ("only the last cr goes", &[b"\r\r\n"], &["stdout F \r"]),
         ];
@@ -327,7 +339,11 @@ mod tests {
             assert_eq!(records(&mut splitter, chunks, false), *want, "{desc}");
         }
         let mut splitter = LineSplitter::new(Stream::Stdout, 64);
-        assert_eq!(records(&mut splitter, &[b"end\r"], true), ["stdout P end\r"], "a cr at the end of the stream stays");
+        assert_eq!(
+            records(&mut splitter, &[b"end\r"], true),
+            ["stdout P end\r"],
+            "a cr at the end of the stream stays"
+        );
     }
 
     #[test]
@@ -351,7 +367,11 @@ mod tests {
             ),
             ("a crlf does not count", &[b"abcd\r\n"], &["stdout F abcd"]),
             ("nor one split across reads", &[b"abcd\r", b"\n"], &["stdout F abcd"]),
-            ("a held cr followed by more", &[b"abcd\r", b"e\n"], &["stdout P abcd", "stdout F \re"]),
+            (
+                "a held cr followed by more",
+                &[b"abcd\r", b"e\n"],
+                &["stdout P abcd", "stdout F \re"],
+            ),
             ("a lone cr counts", &[b"ab\rcd\n"], &["stdout P ab\rc", "stdout F d"]),
         ];
         for (desc, chunks, want) in cases {
@@ -363,7 +383,10 @@ mod tests {
     #[test]
     fn long_unfinished_lines_are_cut_at_the_end() {
         let mut splitter = LineSplitter::new(Stream::Stdout, 4);
-        assert_eq!(records(&mut splitter, &[b"abcd\r"], true), ["stdout P abcd", "stdout P \r"]);
+        assert_eq!(
+            records(&mut splitter, &[b"abcd\r"], true),
+            ["stdout P abcd", "stdout P \r"]
+        );
     }
 
     #[test]

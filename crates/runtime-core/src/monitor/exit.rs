@@ -30,7 +30,8 @@ pub struct ExitRecord {
 }
 
 impl ExitRecord {
-    /// The record of a process that exited with `status`'s code or died of its signal.
+    /// The record of a process that exited with code `exit_status` or died of `signal`
+    /// (`waitpid`'s two outcomes; an unknown status records -1).
     pub fn from_wait_status(exit_status: Option<i32>, signal: Option<i32>, finished_at_nanos: i64) -> ExitRecord {
         match signal {
             Some(signal) => ExitRecord {

@@ -40,8 +40,8 @@
 //!    the pipes, writes [`EXIT_FILE`], removes [`CONTROL_SOCKET`] and exits.
 //!
 //! The monitor is a child subreaper: once `runc create` has exited, the container's init
-//! is its child, so it learns the exit status with `waitpid` (woken by a pidfd), and it
-//! reaps any other orphan handed to it (no zombies).
+//! is its child, so it learns the exit status with `waitpid` (a thread blocked in it), and
+//! it reaps any other orphan handed to it the moment it exits (no zombies).
 //!
 //! # Not yet
 //!

@@ -1,5 +1,5 @@
-//! The monitor process itself (`runtime-core-monitor`): std and rustix only, one thread,
-//! one `poll` loop, so that a monitor per container costs well under a megabyte.
+//! The monitor process itself (`runtime-core-monitor`): std and rustix only, one `poll`
+//! loop and a reaper thread, so that a monitor per container costs well under a megabyte.
 //!
 //! What it does, in order (see the module documentation of [`super`] for the protocol):
 //!
@@ -11,8 +11,8 @@
 //!    for a terminal a console socket that runc sends the pty master to;
 //! 4. runs `runc create`, and reports `created <pid>` or `error <text>` on its stdout,
 //!    which is a pipe to the daemon, then points its stdout at `/dev/null`;
-//! 5. loops: container output becomes CRI log records, control requests are answered,
-//!    children are reaped;
+//! 5. loops: container output becomes CRI log records, control requests are answered;
+//!    meanwhile a thread blocked in `waitpid` reaps every child as it exits;
 //! 6. when the container's init exits: drains what is left in the pipes, writes
 //!    [`EXIT_FILE`], and exits.
 
@@ -24,13 +24,14 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
 use rustix::pipe::{PipeFlags, pipe_with};
-use rustix::process::{Pid, PidfdFlags, WaitOptions, pidfd_open};
+use rustix::process::WaitOptions;
 
 use super::cri_log::{LineSplitter, Stream};
 use super::exit::{ExitRecord, write_atomically};
@@ -43,9 +44,8 @@ use crate::oci::runc::Runc;
 
 /// How much is read from a container stream at a time.
 const READ_CHUNK: usize = 32 * 1024;
-/// How often the loop wakes up without events, to reap orphans that are not the
-/// container's init (they have no pidfd to wake it).
-const IDLE_WAKEUP: Duration = Duration::from_secs(10);
+/// The reaper thread's stack: it only waits and writes a byte.
+const REAPER_STACK: usize = 64 * 1024;
 /// How long a control client may take to send its request or read the answer.
 const CONTROL_IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest control request line.
@@ -70,11 +70,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let state_dir = std::path::absolute(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone());
     let mut monitor = match Monitor::create(config) {
         Ok(monitor) => monitor,
         Err(err) => {
             report(&format!("{REPORT_ERROR} {err}\n"));
-            reap_children(None);
+            for socket in [CONTROL_SOCKET, CONSOLE_SOCKET] {
+                let _ = fs::remove_file(state_dir.join(socket));
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -105,8 +108,10 @@ struct Output {
 struct Monitor {
     config: MonitorConfig,
     init_pid: u32,
-    /// Readable once the init has exited; `None` if it could not be opened.
-    init_pidfd: Option<OwnedFd>,
+    /// Readable once the reaper thread has seen the init exit.
+    reaped: OwnedFd,
+    /// What the reaper thread saw.
+    init_exit: Arc<OnceLock<InitExit>>,
     /// stdout and stderr (or the terminal, as stdout); `None` once at end of file.
     outputs: [Option<Output>; 2],
     log: Option<File>,
@@ -117,8 +122,8 @@ struct Monitor {
     /// the container does not see end of file; for attach.
     _stdin: Option<OwnedFd>,
     oom: Option<OomCounter>,
-    /// How the init ended, once reaped: (exit status, terminating signal).
-    exit: Option<(Option<i32>, Option<i32>)>,
+    /// How the init ended, once reaped.
+    exit: Option<InitExit>,
     buf: Vec<u8>,
     records: Vec<u8>,
 }
@@ -146,12 +151,14 @@ impl Monitor {
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
             .map_err(context("becoming a child subreaper"))?;
 
-        for path in [
-            &mut config.bundle,
-            &mut config.runc_binary,
-            &mut config.runc_root,
-            &mut config.state_dir,
-        ] {
+        // Paths are resolved before we leave the daemon's working directory; a bare
+        // runtime name stays a name, looked up in PATH.
+        let bare_runc = config.runc_binary.components().count() == 1 && config.runc_binary.is_relative();
+        let mut paths = vec![&mut config.bundle, &mut config.runc_root, &mut config.state_dir];
+        if !bare_runc {
+            paths.push(&mut config.runc_binary);
+        }
+        for path in paths {
             *path = std::path::absolute(&*path).map_err(context(format_args!("resolving {}", path.display())))?;
         }
         if let Some(log_path) = &mut config.log_path {
@@ -223,25 +230,11 @@ impl Monitor {
                     fd: reader,
                     splitter: LineSplitter::new(Stream::Stdout, config.log_max_line),
                 };
-                return Ok(Monitor::new(
-                    config,
-                    init_pid,
-                    [Some(output), None],
-                    log,
-                    control,
-                    Some(master),
-                ));
+                return Monitor::new(config, init_pid, [Some(output), None], log, control, Some(master));
             }
             None => readers.outputs,
         };
-        Ok(Monitor::new(
-            config,
-            init_pid,
-            outputs,
-            log,
-            control,
-            readers.stdin_writer,
-        ))
+        Monitor::new(config, init_pid, outputs, log, control, readers.stdin_writer)
     }
 
     fn new(
@@ -251,16 +244,14 @@ impl Monitor {
         log: Option<File>,
         control: UnixListener,
         stdin: Option<OwnedFd>,
-    ) -> Monitor {
-        let init_pidfd = i32::try_from(init_pid)
-            .ok()
-            .and_then(Pid::from_raw)
-            .and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok());
-        Monitor {
+    ) -> Result<Monitor, CreateError> {
+        let (reaped, init_exit) = spawn_reaper(init_pid).map_err(context("starting the reaper thread"))?;
+        Ok(Monitor {
             oom: OomCounter::open(init_pid),
             config,
             init_pid,
-            init_pidfd,
+            reaped,
+            init_exit,
             outputs,
             log,
             log_failing: false,
@@ -269,7 +260,7 @@ impl Monitor {
             exit: None,
             buf: Vec::new(),
             records: Vec::new(),
-        }
+        })
     }
 
     /// Steps 5 and 6: copies output and answers requests until the init has exited,
@@ -277,19 +268,8 @@ impl Monitor {
     fn run(&mut self) {
         self.buf = vec![0; READ_CHUNK];
         while self.exit.is_none() {
-            let init_exited = self.wait_for_events();
-            self.exit = reap_children(Some(self.init_pid));
-            if self.exit.is_none() && init_exited {
-                // The pidfd says the init is gone, yet it was not our child to reap:
-                // its status is lost. Record an unknown exit rather than spin.
-                std::thread::sleep(Duration::from_millis(10));
-                self.exit = reap_children(Some(self.init_pid)).or_else(|| {
-                    eprintln!(
-                        "runtime-core-monitor: {}: the init exited, but not as our child",
-                        self.config.id
-                    );
-                    Some((None, None))
-                });
+            if self.wait_for_events() {
+                self.exit = self.init_exit.get().copied();
             }
         }
         // Everything the container's processes wrote is in the pipes by now (a pid
@@ -311,7 +291,7 @@ impl Monitor {
         }
         self.write_records();
 
-        let (exit_status, signal) = self.exit.unwrap_or((None, None));
+        let InitExit { exit_status, signal } = self.exit.unwrap_or_default();
         let finished_at_nanos = now
             .duration_since(UNIX_EPOCH)
             .ok()
@@ -325,10 +305,21 @@ impl Monitor {
             eprintln!("runtime-core-monitor: {}: writing {EXIT_FILE}: {err}", self.config.id);
         }
         let _ = fs::remove_file(CONTROL_SOCKET);
+        // As containerd's shim deletes the task when it exits: runc's state (and the
+        // container's cgroup) go now, so RemoveContainer later needs no runc call.
+        let _ = Command::new(&self.config.runc_binary)
+            .arg("--root")
+            .arg(&self.config.runc_root)
+            .arg("delete")
+            .arg(&self.config.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 
     /// One `poll` round: reads the streams that have data, answers a control request.
-    /// Returns true if the init's pidfd said it has exited.
+    /// Returns true if the reaper thread says the init has exited.
     fn wait_for_events(&mut self) -> bool {
         const STREAMS: usize = 2;
         const CONTROL: usize = 2;
@@ -345,21 +336,10 @@ impl Monitor {
             }
             fds.push(PollFd::new(&self.control, PollFlags::IN));
             slots.push(CONTROL);
-            if let Some(pidfd) = &self.init_pidfd {
-                fds.push(PollFd::new(pidfd, PollFlags::IN));
-                slots.push(INIT);
-            }
-            // Without a pidfd, only the timeout tells us the init may have exited.
-            let wakeup = if self.init_pidfd.is_some() {
-                IDLE_WAKEUP
-            } else {
-                Duration::from_millis(100)
-            };
-            let timeout = Timespec {
-                tv_sec: wakeup.as_secs().try_into().unwrap_or(i64::MAX),
-                tv_nsec: wakeup.subsec_nanos().into(),
-            };
-            match poll(&mut fds, Some(&timeout)) {
+            fds.push(PollFd::new(&self.reaped, PollFlags::IN));
+            slots.push(INIT);
+            // No timeout: every event has a descriptor, children included (the reaper).
+            match poll(&mut fds, None) {
                 Ok(_) => {
                     for (fd, slot) in fds.iter().zip(slots) {
                         ready[slot] = !fd.revents().is_empty();
@@ -656,22 +636,50 @@ fn create_failure_text(readers: &Readers, state_dir: &Path, status: std::process
     }
 }
 
-/// Reaps every child that has exited (orphans of the container reparented to us, runc).
-/// Returns how `init_pid` ended if it was among them.
-fn reap_children(init_pid: Option<u32>) -> Option<(Option<i32>, Option<i32>)> {
-    let mut init = None;
+/// How the container's init ended (`waitpid`): its exit status, or the signal that
+/// killed it; neither if it could not be known.
+#[derive(Debug, Clone, Copy, Default)]
+struct InitExit {
+    exit_status: Option<i32>,
+    signal: Option<i32>,
+}
+
+/// Starts the reaper: a thread blocked in `waitpid(-1)` that reaps every child the
+/// moment it exits (the container's orphans come to us: we are a subreaper), so no zombie
+/// lingers and the loop needs no timer or signal handler. When the container's init is
+/// among them, it records how the init ended and writes a byte to the returned pipe.
+///
+/// Started only once `runc create` has been waited for: it would steal that status.
+fn spawn_reaper(init_pid: u32) -> io::Result<(OwnedFd, Arc<OnceLock<InitExit>>)> {
+    let (wake_reader, wake_writer) = pipe_with(PipeFlags::CLOEXEC)?;
+    let init_exit = Arc::new(OnceLock::new());
+    let shared = Arc::clone(&init_exit);
+    std::thread::Builder::new()
+        .name("reaper".into())
+        .stack_size(REAPER_STACK)
+        .spawn(move || {
+            let _ = shared.set(reap_until_exit_of(init_pid));
+            let _ = rustix::io::write(&wake_writer, b"x");
+        })?;
+    Ok((wake_reader, init_exit))
+}
+
+/// Reaps children until `init_pid` is among them, and returns how it ended.
+fn reap_until_exit_of(init_pid: u32) -> InitExit {
     loop {
-        match rustix::process::wait(WaitOptions::NOHANG) {
-            Ok(Some((pid, status))) => {
-                if init_pid.is_some_and(|init_pid| u32::try_from(pid.as_raw_pid()).ok() == Some(init_pid)) {
-                    init = Some((status.exit_status(), status.terminating_signal()));
-                }
+        match rustix::process::wait(WaitOptions::empty()) {
+            Ok(Some((pid, status))) if u32::try_from(pid.as_raw_pid()).ok() == Some(init_pid) => {
+                return InitExit {
+                    exit_status: status.exit_status(),
+                    signal: status.terminating_signal(),
+                };
             }
-            Ok(None) | Err(Errno::CHILD) => return init,
-            Err(Errno::INTR) => {}
+            // An orphan of the container: reaped, that is all it needed.
+            Ok(_) | Err(Errno::INTR) => {}
+            // ECHILD: the init is not our child (it should be), its status is lost.
             Err(err) => {
-                eprintln!("runtime-core-monitor: waiting for children: {err}");
-                return init;
+                eprintln!("runtime-core-monitor: waiting for the container's init {init_pid}: {err}");
+                return InitExit::default();
             }
         }
     }

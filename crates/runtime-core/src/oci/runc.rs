@@ -167,6 +167,11 @@ impl Runc {
         &self.root
     }
 
+    /// Whether runc still keeps state for container `id` (without running runc).
+    pub fn knows(&self, id: &str) -> bool {
+        self.root.join(id).exists()
+    }
+
     /// The arguments (without the program) of `runc create` for container `id` from
     /// `bundle`, writing the init's pid to `pid_file`, and for a terminal sending the pty
     /// master to `console_socket`. runc gives the container its own stdio when there is

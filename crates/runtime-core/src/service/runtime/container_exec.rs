@@ -7,7 +7,6 @@ use tonic::Status;
 
 use super::{Pods, internal};
 use crate::oci::runc::RuncError;
-use crate::state::container::ContainerState;
 
 impl Pods {
     /// ExecSync: the command runs with the container's environment, user and working
@@ -18,17 +17,7 @@ impl Pods {
         if request.cmd.is_empty() {
             return Err(Status::invalid_argument("cmd must not be empty"));
         }
-        let container = self
-            .registry
-            .container(&request.container_id)
-            .map_err(super::state_status)?;
-        let container = self.refresh_container(&container.id)?;
-        if container.status.state != ContainerState::Running {
-            return Err(Status::failed_precondition(format!(
-                "container {} is not running",
-                container.id
-            )));
-        }
+        let container = self.running_container(&request.container_id)?;
         let timeout = (request.timeout > 0).then(|| Duration::from_secs(request.timeout as u64));
         match self.runc(&container)?.exec(&container.id, &request.cmd, timeout).await {
             Ok(output) => Ok(ExecSyncResponse {

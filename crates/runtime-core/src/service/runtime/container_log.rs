@@ -5,7 +5,6 @@ use tonic::Status;
 
 use super::{Pods, internal};
 use crate::monitor;
-use crate::state::container::ContainerState;
 
 impl Pods {
     /// ReopenContainerLog: the container's monitor reopens its log path, so new output goes
@@ -16,17 +15,7 @@ impl Pods {
         &self,
         request: ReopenContainerLogRequest,
     ) -> Result<ReopenContainerLogResponse, Status> {
-        let container = self
-            .registry
-            .container(&request.container_id)
-            .map_err(super::state_status)?;
-        let container = self.refresh_container(&container.id)?;
-        if container.status.state != ContainerState::Running {
-            return Err(Status::failed_precondition(format!(
-                "container {} is not running",
-                container.id
-            )));
-        }
+        let container = self.running_container(&request.container_id)?;
         let dir = container.monitor_dir.clone();
         tokio::task::spawn_blocking(move || monitor::reopen_log(&dir))
             .await

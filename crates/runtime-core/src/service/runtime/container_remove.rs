@@ -35,10 +35,12 @@ impl Pods {
     pub(super) async fn remove_container_files(&self, id: &str) -> Result<(), Status> {
         self.stop_container_process(id, Duration::ZERO).await?;
         let container = self.registry.container(id).map_err(state_status)?;
-        self.runc(&container)?
-            .delete(id, true)
-            .await
-            .map_err(|e| internal("deleting the container from runc", e))?;
+        // The monitor deletes runc's state when the container exits; only a container that
+        // never ran, or whose monitor died, still needs it.
+        let runc = self.runc(&container)?;
+        if runc.knows(id) {
+            runc.delete(id, true).await.map_err(|e| internal("deleting the container from runc", e))?;
+        }
         Rootfs::in_bundle(&container.bundle)
             .unmount()
             .map_err(|e| internal("unmounting the rootfs", e))?;

@@ -71,6 +71,17 @@ impl Pods {
             .map_err(state_status)
     }
 
+    /// The record of a container that must be running (FailedPrecondition otherwise),
+    /// looked up by id or unique prefix.
+    pub(super) fn running_container(&self, id: &str) -> Result<ContainerRecord, Status> {
+        let container = self.registry.container(id).map_err(state_status)?;
+        let container = self.refresh_container(&container.id)?;
+        if container.status.state != ContainerState::Running {
+            return Err(Status::failed_precondition(format!("container {} is not running", container.id)));
+        }
+        Ok(container)
+    }
+
     /// The container's record, brought up to date with what its monitor knows: a running
     /// container whose monitor recorded an exit is Exited; one whose monitor vanished
     /// without a record is Unknown.
