@@ -3,14 +3,18 @@
 //!
 //! Where to start:
 //! - [`daemon::Runtime`] opens the stores a [`config::Config`] names and serves CRI on a
-//!   unix socket (what the `runtime-core` binary does; [`cli`] is its command line);
-//! - [`service`]: the CRI services, thin over the domain modules;
-//! - [`image`]: image references, registry pulls through mirrors, the content store,
-//!   layer unpacking into snapshot directories, and the image metadata.
-//!
-//! Pod sandboxes, containers, the per-container monitor, durable state and stats follow
-//! the plan in `DESIGN.md` (`service/`, `sandbox/`, `container/`, `oci/`, `monitor/`,
-//! `store/`, `stats/`).
+//!   unix socket (what the `runtime-core` binary does; [`cli`] is its command line;
+//!   `examples/embedded.rs` runs it in-process);
+//! - [`service`]: the CRI services, one file per RPC under `service/runtime/`;
+//! - [`image`]: references, registry pulls through mirrors, the content store, layer
+//!   unpacking into snapshot directories, image records;
+//! - [`sandbox`]: a pod's pinned namespaces (no process per pod), CNI and /etc files;
+//! - [`container`]: the OCI spec built from CRI and image config, the user, the overlay
+//!   rootfs;
+//! - [`oci`]: the runc-compatible runtime driven as a child process;
+//! - [`monitor`]: the small per-container process (`runtime-core-monitor`) that holds a
+//!   container's stdio, writes its CRI log and records its exit, surviving the daemon;
+//! - [`state`] and [`store`]: sandbox, container and image records, durable in redb.
 
 pub mod cli;
 pub mod config;

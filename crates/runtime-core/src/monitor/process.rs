@@ -301,12 +301,9 @@ impl Monitor {
             oom_killed: self.oom.as_ref().is_some_and(OomCounter::fired),
             ..ExitRecord::from_wait_status(exit_status, signal, finished_at_nanos)
         };
-        if let Err(err) = write_atomically(Path::new(EXIT_FILE), record.to_json().as_bytes()) {
-            eprintln!("runtime-core-monitor: {}: writing {EXIT_FILE}: {err}", self.config.id);
-        }
-        let _ = fs::remove_file(CONTROL_SOCKET);
-        // As containerd's shim deletes the task when it exits: runc's state (and the
-        // container's cgroup) go now, so RemoveContainer later needs no runc call.
+        // As containerd deletes the task before it reports the exit: runc's state and the
+        // container's cgroup go first (after the OOM check above read the cgroup), so a
+        // RemoveContainer that follows the exit needs no runc call.
         let _ = Command::new(&self.config.runc_binary)
             .arg("--root")
             .arg(&self.config.runc_root)
@@ -316,6 +313,10 @@ impl Monitor {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        if let Err(err) = write_atomically(Path::new(EXIT_FILE), record.to_json().as_bytes()) {
+            eprintln!("runtime-core-monitor: {}: writing {EXIT_FILE}: {err}", self.config.id);
+        }
+        let _ = fs::remove_file(CONTROL_SOCKET);
     }
 
     /// One `poll` round: reads the streams that have data, answers a control request.

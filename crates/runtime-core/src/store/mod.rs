@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -71,7 +71,7 @@ impl Store {
             db,
             path: path.to_path_buf(),
         };
-        store.write(|txn| {
+        store.write(Durability::Immediate, |txn| {
             for table in TABLES {
                 txn.open_table(table.definition())?;
             }
@@ -113,7 +113,11 @@ impl Store {
             })?;
             encoded.push((*key, bytes));
         }
-        self.write(|txn| {
+        // A removal need not reach the disk before the call returns: if a crash undoes it,
+        // the record comes back pointing at files that are gone, which start-up
+        // reconciliation removes again. Only writes pay for a sync.
+        let durability = if encoded.is_empty() { Durability::None } else { Durability::Immediate };
+        self.write(durability, |txn| {
             let mut opened = txn.open_table(table.definition())?;
             for (key, bytes) in &encoded {
                 opened.insert(*key, bytes.as_slice())?;
@@ -135,8 +139,13 @@ impl Store {
         self.update(table, &[], &[key])
     }
 
-    fn write(&self, body: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+    fn write(
+        &self,
+        durability: Durability,
+        body: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        txn.set_durability(durability).map_err(|e| self.error(e))?;
         body(&txn).map_err(|e| self.error(e))?;
         txn.commit().map_err(|e| self.error(e))
     }
