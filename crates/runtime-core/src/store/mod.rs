@@ -10,16 +10,24 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// A table of records: its name in the database.
+/// A table of records: its name in the database, and whether start-up reconciliation
+/// checks its records against the files they point at.
 #[derive(Debug, Clone, Copy)]
-pub struct Table(&'static str);
+pub struct Table(&'static str, Reconciled);
+
+/// Whether a record that comes back after a crash is found out and removed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reconciled {
+    Yes,
+    No,
+}
 
 /// The images the runtime knows, by image id (`sha256:<config digest>`).
-pub const IMAGES: Table = Table("images");
+pub const IMAGES: Table = Table("images", Reconciled::No);
 /// Pod sandboxes, by sandbox id.
-pub const SANDBOXES: Table = Table("sandboxes");
+pub const SANDBOXES: Table = Table("sandboxes", Reconciled::Yes);
 /// Containers, by container id.
-pub const CONTAINERS: Table = Table("containers");
+pub const CONTAINERS: Table = Table("containers", Reconciled::Yes);
 
 /// Every table, created when the database is opened.
 const TABLES: [Table; 3] = [IMAGES, SANDBOXES, CONTAINERS];
@@ -113,10 +121,15 @@ impl Store {
             })?;
             encoded.push((*key, bytes));
         }
-        // A removal need not reach the disk before the call returns: if a crash undoes it,
-        // the record comes back pointing at files that are gone, which start-up
-        // reconciliation removes again. Only writes pay for a sync.
-        let durability = if encoded.is_empty() { Durability::None } else { Durability::Immediate };
+        // A removal from a reconciled table need not reach the disk before the call returns:
+        // if a crash undoes it, the record comes back pointing at files that are gone, and
+        // start-up reconciliation removes it again. Writes, and image removals (whose blobs
+        // are deleted next), pay for a sync.
+        let durability = if encoded.is_empty() && table.1 == Reconciled::Yes {
+            Durability::None
+        } else {
+            Durability::Immediate
+        };
         self.write(durability, |txn| {
             let mut opened = txn.open_table(table.definition())?;
             for (key, bytes) in &encoded {
