@@ -1,5 +1,11 @@
 //! A container's root filesystem: an overlay of the image's unpacked layers (read-only,
 //! shared by every container of the image) under a writable upper directory of its own.
+//!
+//! The overlay is mounted `volatile`: a container's writable layer does not outlive the
+//! container in Kubernetes, so there is nothing to sync to disk, and unmounting skips the
+//! filesystem-wide sync that otherwise makes RemoveContainer wait on unrelated I/O. After
+//! a host crash overlayfs refuses to reuse such a work directory; [`Rootfs::mount`] starts
+//! it afresh.
 
 use std::ffi::CString;
 use std::io;
@@ -58,6 +64,11 @@ impl Rootfs {
     /// Mounts the overlay of `layers` (bottom first) with a fresh upper directory. An image
     /// without layers gets an empty lower directory.
     pub fn mount(&self, layers: &[PathBuf]) -> Result<(), RootfsError> {
+        // overlayfs leaves this marker in a volatile mount's work directory and refuses to
+        // mount over it again until it is gone (after a crash, say).
+        if self.work.join("incompat").join("volatile").exists() {
+            std::fs::remove_dir_all(&self.work).map_err(|source| RootfsError::Io { path: self.work.clone(), source })?;
+        }
         for dir in [&self.target, &self.upper, &self.work] {
             std::fs::create_dir_all(dir).map_err(|source| RootfsError::Io {
                 path: dir.clone(),
@@ -120,7 +131,7 @@ fn overlay_options(lowers: &[&Path], upper: &Path, work: &Path) -> Result<CStrin
         Ok(text.to_string())
     };
     let lowerdir = lowers.iter().map(|p| text(p)).collect::<Result<Vec<_>, _>>()?.join(":");
-    let data = format!("lowerdir={lowerdir},upperdir={},workdir={}", text(upper)?, text(work)?);
+    let data = format!("lowerdir={lowerdir},upperdir={},workdir={},volatile", text(upper)?, text(work)?);
     if data.len() > MAX_MOUNT_DATA {
         return Err(RootfsError::TooManyLayers {
             layers: lowers.len(),
@@ -140,7 +151,7 @@ mod tests {
         let options = overlay_options(&lowers, Path::new("/c/upper"), Path::new("/c/work")).expect("options");
         assert_eq!(
             options.to_str().expect("utf-8"),
-            "lowerdir=/l/top:/l/bottom,upperdir=/c/upper,workdir=/c/work"
+            "lowerdir=/l/top:/l/bottom,upperdir=/c/upper,workdir=/c/work,volatile"
         );
         assert!(overlay_options(&[Path::new("/a:b")], Path::new("/u"), Path::new("/w")).is_err());
         let many: Vec<PathBuf> = (0..100)
