@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes 1.20.2 server binaries the end-to-end tests run (kube-apiserver,
 # kube-controller-manager, kube-scheduler and the real kubelet) from Debian's `kubernetes`
-# source package with Debian's Go, on Debian 12, as root. No Kubernetes binary package
-# exists in Debian 12 and nothing else is reachable offline; see docs in
-# /work/shared/ENVIRONMENT.md ("A real Kubernetes control plane").
+# source package with Debian's Go, on Debian 12, as root: Debian 12 has no Kubernetes
+# binary package, and nothing else is reachable offline. Also installs etcd (etcd-server).
 #
-# The binaries are cached per machine in $KUBE_CACHE/bin (default
-# /var/cache/kubelet-lite/kubernetes-1.20.2/bin); when all four are there, this does
+# The binaries are cached per machine in $KUBELET_LITE_CACHE/kubernetes-1.20.2/bin
+# (default /var/cache/kubelet-lite/..., where the test harness looks for them; elsewhere,
+# point KUBELET_LITE_KUBERNETES_BIN at that directory); when all four are there, this does
 # nothing. Otherwise it installs the build's apt packages, adds a deb-src entry for the
 # Debian archive already configured (when missing), downloads and unpacks the source
-# (~ 30 MB with vendor/) under /var/cache/kubelet-lite/src and builds (about 5-8 minutes
-# on 2 cores). Safe to run again; a failed build leaves no partial bin directory.
+# (~ 35 MB with vendor/) under /var/cache/kubelet-lite/src, builds (5 to 9 minutes on 2
+# cores) and removes the unpacked tree. Safe to run again; a failed build leaves no
+# partial bin directory.
 set -euo pipefail
 
 KUBE_VERSION=1.20.2
@@ -103,8 +104,10 @@ if [[ ! -f $TREE/.kubelet-lite-unpacked ]]; then
     rm -rf "$TREE"
     (
         cd "$SRC_ROOT"
-        apt-get source --download-only "kubernetes=$KUBE_VERSION*" || apt-get source --download-only kubernetes
-        dsc=$(ls -1 kubernetes_"$KUBE_VERSION"*.dsc | head -n 1)
+        # Debian 12 ships it as 1.20.5+really1.20.2-...: the source of 1.20.2.
+        apt-get source --download-only kubernetes  # skips files already downloaded and verified
+        dsc=$(ls -1 kubernetes_*.dsc | head -n 1)
+        [[ $dsc == *"$KUBE_VERSION"* ]] || { echo "$dsc is not kubernetes $KUBE_VERSION" >&2; exit 1; }
         # Unpacks the orig tarballs (the tree and its vendor/) and applies Debian's patches.
         dpkg-source --no-check -x "$dsc" "$TREE"
     )
@@ -133,4 +136,7 @@ for command in "${COMMANDS[@]}"; do
 done
 rm -rf "$BIN_DIR"
 mv "$staging" "$BIN_DIR"
+# The tree and its build cache take about 2.7 GB; the downloaded sources stay for a rebuild.
+cd "$SRC_ROOT"
+rm -rf "$TREE"
 echo "kubernetes $KUBE_VERSION binaries built in $((SECONDS - started)) s, cached in $BIN_DIR"

@@ -704,7 +704,10 @@ fn exec_returns_output_and_exit_code(env: &Env) -> anyhow::Result<()> {
     match env.rt.block_on(env.runc.exec("exec", &["true".into()], None)) {
         // Stopped, or already gone: the monitor deletes runc's state once it recorded the exit.
         Err(RuncError::Failed { message, .. }) => {
-            ensure!(message.contains("stopped") || message.contains("does not exist"), "{message:?}")
+            ensure!(
+                message.contains("stopped") || message.contains("does not exist"),
+                "{message:?}"
+            )
         }
         other => bail!("exec in an exited container: {other:?}"),
     }

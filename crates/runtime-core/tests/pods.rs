@@ -78,7 +78,10 @@ fn main() -> ExitCode {
             Test::new("bad_requests_are_invalid_argument", bad_requests_are_invalid_argument),
             Test::new("reused_names_are_already_exists", reused_names_are_already_exists),
             Test::new("twenty_pods_start_concurrently", twenty_pods_start_concurrently),
-            Test::new("crictl_call_patterns_work_with_short_ids", crictl_call_patterns_work_with_short_ids),
+            Test::new(
+                "crictl_call_patterns_work_with_short_ids",
+                crictl_call_patterns_work_with_short_ids,
+            ),
             Test::new(
                 "reopen_container_log_moves_output_to_a_new_file",
                 reopen_container_log_moves_output_to_a_new_file,
@@ -507,16 +510,25 @@ fn crictl_call_patterns_work_with_short_ids(env: &Env) -> anyhow::Result<()> {
         let present = env.client.image_status(env.images.busybox.as_str(), false).await?.image;
         ensure!(present.is_some(), "the image is present, no pull needed");
         let config = env.container_config(&pod, "crictl", "echo from-crictl; while true; do sleep 1; done")?;
-        let id = env.client.create_container(&pod_short, config, pod.config.clone()).await.context("create")?;
+        let id = env
+            .client
+            .create_container(&pod_short, config, pod.config.clone())
+            .await
+            .context("create")?;
         let id_short = short(&id);
         // start
         env.client.start_container(&id_short).await.context("start")?;
         // pods, ps (running only, then by pod)
-        let filter = cri_client::v1::PodSandboxFilter { id: pod_short.clone(), ..Default::default() };
+        let filter = cri_client::v1::PodSandboxFilter {
+            id: pod_short.clone(),
+            ..Default::default()
+        };
         let pods = env.client.list_pod_sandbox(Some(filter)).await?;
         ensure!(pods.len() == 1 && pods[0].id == pod.id, "{pods:?}");
         let running = cri_client::v1::ContainerFilter {
-            state: Some(cri_client::v1::ContainerStateValue { state: ContainerState::ContainerRunning as i32 }),
+            state: Some(cri_client::v1::ContainerStateValue {
+                state: ContainerState::ContainerRunning as i32,
+            }),
             pod_sandbox_id: pod_short.clone(),
             ..Default::default()
         };
@@ -529,7 +541,9 @@ fn crictl_call_patterns_work_with_short_ids(env: &Env) -> anyhow::Result<()> {
         // logs: crictl reads the file ContainerStatus names
         let log_path = inspected.status.context("no status")?.log_path;
         let logged = eventually("the log line", Duration::from_secs(10), || async {
-            Ok(std::fs::read_to_string(&log_path).ok().filter(|log| log.contains("from-crictl")))
+            Ok(std::fs::read_to_string(&log_path)
+                .ok()
+                .filter(|log| log.contains("from-crictl")))
         })
         .await?;
         ensure!(logged.lines().all(|line| parse_log_line(line).is_ok()), "{logged}");
@@ -537,13 +551,20 @@ fn crictl_call_patterns_work_with_short_ids(env: &Env) -> anyhow::Result<()> {
         let (code, out) = env.exec(&id_short, "echo exec-ok").await?;
         ensure!(code == 0 && out.trim() == "exec-ok", "{code} {out:?}");
         // stop (crictl's default timeout is 0: kill at once), rm, stopp, rmp
-        env.client.stop_container(&id_short, Duration::ZERO).await.context("stop")?;
+        env.client
+            .stop_container(&id_short, Duration::ZERO)
+            .await
+            .context("stop")?;
         let stopped = env.status(&id).await?;
         ensure!(stopped.state == ContainerState::ContainerExited as i32, "{stopped:?}");
         env.client.remove_container(&id_short).await.context("rm")?;
         env.client.stop_pod_sandbox(&pod_short).await.context("stopp")?;
         env.client.remove_pod_sandbox(&pod_short).await.context("rmp")?;
-        let gone = env.client.pod_sandbox_status(&pod.id, false).await.expect_err("removed");
+        let gone = env
+            .client
+            .pod_sandbox_status(&pod.id, false)
+            .await
+            .expect_err("removed");
         ensure!(gone.is_not_found(), "{gone}");
         Ok(())
     })

@@ -19,6 +19,11 @@
 //!   state, bridge, subnet and mirrors), crashed and restarted on demand
 //!   ([`daemon::Daemon::kill`], [`daemon::Daemon::start_again`]); both daemons share one
 //!   lifecycle, [`daemon::Daemon`];
+//! - [`ControlPlane`]: a real Kubernetes 1.20 control plane (etcd, kube-apiserver,
+//!   kube-controller-manager, kube-scheduler) on 127.0.0.1 with a throw-away CA ([`pki`]),
+//!   driven with `kubectl` ([`ControlPlane::kubectl`]);
+//! - [`Kubelet`]: the real kubelet 1.20 as a node of that control plane, driving any CRI
+//!   runtime over its socket;
 //! - [`suite::run`]: runs a test binary's tests (`harness = false`) against one shared
 //!   environment with libtest's command line, and turns missing prerequisites into ignored
 //!   tests outside CI and failures in CI.
@@ -77,6 +82,7 @@
 
 pub mod cni;
 pub mod containerd;
+pub mod control_plane;
 pub mod cri;
 pub mod daemon;
 pub mod distribution;
@@ -84,10 +90,12 @@ pub mod host;
 pub mod htpasswd;
 pub mod image_builder;
 pub mod image_index;
+pub mod kubelet;
 pub mod large_image;
 pub mod mirrors;
 pub mod multi_platform;
 mod output;
+pub mod pki;
 pub mod pods;
 mod prereq;
 pub mod process;
@@ -98,7 +106,9 @@ pub mod suite;
 pub mod test_images;
 
 pub use containerd::{Containerd, ContainerdOptions};
+pub use control_plane::{ControlPlane, ControlPlaneOptions};
 pub use daemon::DaemonOptions;
+pub use kubelet::{Kubelet, KubeletOptions};
 pub use large_image::{LargeImage, LargeImageSpec, push_large_image};
 pub use multi_platform::{MultiPlatformImage, push_multi_platform_image};
 pub use output::note;

@@ -125,6 +125,8 @@ pub fn debian_package(tool: &str) -> Option<&'static str> {
         "iptables" | "iptables-save" | "iptables-restore" => "iptables",
         "ip" => "iproute2",
         "setpriv" | "umount" | "mount" => "util-linux",
+        "etcd" => "etcd-server",
+        "openssl" => "openssl",
         _ => return None,
     })
 }

@@ -67,7 +67,10 @@ impl Rootfs {
         // overlayfs leaves this marker in a volatile mount's work directory and refuses to
         // mount over it again until it is gone (after a crash, say).
         if self.work.join("incompat").join("volatile").exists() {
-            std::fs::remove_dir_all(&self.work).map_err(|source| RootfsError::Io { path: self.work.clone(), source })?;
+            std::fs::remove_dir_all(&self.work).map_err(|source| RootfsError::Io {
+                path: self.work.clone(),
+                source,
+            })?;
         }
         for dir in [&self.target, &self.upper, &self.work] {
             std::fs::create_dir_all(dir).map_err(|source| RootfsError::Io {
@@ -131,7 +134,11 @@ fn overlay_options(lowers: &[&Path], upper: &Path, work: &Path) -> Result<CStrin
         Ok(text.to_string())
     };
     let lowerdir = lowers.iter().map(|p| text(p)).collect::<Result<Vec<_>, _>>()?.join(":");
-    let data = format!("lowerdir={lowerdir},upperdir={},workdir={},volatile", text(upper)?, text(work)?);
+    let data = format!(
+        "lowerdir={lowerdir},upperdir={},workdir={},volatile",
+        text(upper)?,
+        text(work)?
+    );
     if data.len() > MAX_MOUNT_DATA {
         return Err(RootfsError::TooManyLayers {
             layers: lowers.len(),

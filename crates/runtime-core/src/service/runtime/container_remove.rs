@@ -39,7 +39,9 @@ impl Pods {
         // never ran, or whose monitor died, still needs it.
         let runc = self.runc(&container)?;
         if runc.knows(id) {
-            runc.delete(id, true).await.map_err(|e| internal("deleting the container from runc", e))?;
+            runc.delete(id, true)
+                .await
+                .map_err(|e| internal("deleting the container from runc", e))?;
         }
         Rootfs::in_bundle(&container.bundle)
             .unmount()

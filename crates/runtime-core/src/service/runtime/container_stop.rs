@@ -77,7 +77,10 @@ impl Pods {
         let container = self.registry.container(id).map_err(state_status)?;
         let container = self.refresh_container(&container.id)?;
         if container.status.state != ContainerState::Running {
-            return Err(Status::failed_precondition(format!("container {} is not running", container.id)));
+            return Err(Status::failed_precondition(format!(
+                "container {} is not running",
+                container.id
+            )));
         }
         Ok(container)
     }
