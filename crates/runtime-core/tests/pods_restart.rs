@@ -107,7 +107,7 @@ fn crash_and_recover(env: &Env, runtime: &mut RuntimeCore) -> anyhow::Result<()>
         );
         env.remove(&pod).await
     })?;
-    nothing_is_left(runtime)
+    nothing_is_left(runtime, &[&survivor, &quitter])
 }
 
 fn a_graceful_restart_keeps_pods_and_containers_running(env: &Env) -> anyhow::Result<()> {
@@ -138,10 +138,20 @@ fn a_graceful_restart_keeps_pods_and_containers_running(env: &Env) -> anyhow::Re
     with_daemon_log(&runtime, outcome)
 }
 
+/// Where containers of pods without a cgroup parent get their cgroups.
+const DEFAULT_CGROUP_PARENT: &str = "runtime-core";
+
 /// Checks that the runtime holds nothing any more: no mounts under its root and state,
 /// no sandbox directories, no IP reservations, no monitor or container processes, no
-/// containers in runc.
-fn nothing_is_left(runtime: &RuntimeCore) -> anyhow::Result<()> {
+/// containers in runc, and no cgroup of `containers` in any hierarchy.
+fn nothing_is_left(runtime: &RuntimeCore, containers: &[&str]) -> anyhow::Result<()> {
+    let hierarchies: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")?.flatten().map(|e| e.path()).collect();
+    let cgroups: Vec<_> = containers
+        .iter()
+        .flat_map(|id| hierarchies.iter().map(move |h| h.join(DEFAULT_CGROUP_PARENT).join(id)))
+        .filter(|path| path.exists())
+        .collect();
+    ensure!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
     for dir in [runtime.root_dir(), runtime.state_dir()] {
         let mounts = host::mounts_under(dir)?;
         ensure!(mounts.is_empty(), "mounts left under {}: {mounts:?}", dir.display());
