@@ -62,6 +62,10 @@ fn main() -> ExitCode {
                 two_containers_in_a_pod_share_network_and_ipc,
             ),
             Test::new(
+                "containers_of_a_pod_with_a_shared_pid_namespace_see_each_other",
+                containers_of_a_pod_with_a_shared_pid_namespace_see_each_other,
+            ),
+            Test::new(
                 "a_host_port_is_reachable_from_the_node",
                 a_host_port_is_reachable_from_the_node,
             ),
@@ -319,6 +323,82 @@ fn two_containers_in_a_pod_share_network_and_ipc(env: &Env) -> anyhow::Result<()
             "the pod runs in the host's network namespace"
         );
         env.remove(&pod).await
+    })
+}
+
+/// The namespaces the kubelet asks for with `shareProcessNamespace: true`.
+fn shared_pid_namespaces() -> Option<NamespaceOption> {
+    Some(NamespaceOption {
+        pid: NamespaceMode::Pod as i32,
+        ..kubelet_namespaces().unwrap_or_default()
+    })
+}
+
+fn containers_of_a_pod_with_a_shared_pid_namespace_see_each_other(env: &Env) -> anyhow::Result<()> {
+    env.block_on(async {
+        let mut config = env.pod_config("shared-pid")?;
+        config.linux = Some(LinuxPodSandboxConfig {
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: shared_pid_namespaces(),
+                ..LinuxSandboxSecurityContext::default()
+            }),
+            ..LinuxPodSandboxConfig::default()
+        });
+        let pod = env.run_pod_with(config).await?;
+        // The pause mode's command line (`unshare ... -- <monitor> --pause <sandbox dir>`
+        // also names the sandbox).
+        let holders = || -> Vec<u32> {
+            process::pids_with_cmdline_containing(&pod.id)
+                .into_iter()
+                .filter(|&pid| process::cmdline(pid).split(' ').nth(1) == Some("--pause"))
+                .collect()
+        };
+        let holder = holders();
+        ensure!(holder.len() == 1, "want one PID namespace holder, found {holder:?}");
+
+        let mut ids = Vec::new();
+        for (name, script) in [("first", "sleep 1001"), ("second", "sleep 1002"), ("failing", "exit 4")] {
+            let mut container = env.container_config(&pod, name, script)?;
+            container.linux = Some(LinuxContainerConfig {
+                security_context: Some(LinuxContainerSecurityContext {
+                    namespace_options: shared_pid_namespaces(),
+                    ..LinuxContainerSecurityContext::default()
+                }),
+                ..LinuxContainerConfig::default()
+            });
+            ids.push(env.start(&pod, container).await?);
+        }
+        let (first, second, failing) = (&ids[0], &ids[1], &ids[2]);
+
+        // The container's monitor, outside the namespace, still learns how its init ended.
+        let status = env.exited(failing).await?;
+        ensure!(status.exit_code == 4, "exit code {}: {status:?}", status.exit_code);
+
+        let (code, out) = env.exec(first, "ps").await?;
+        ensure!(code == 0, "ps: exit {code}");
+        ensure!(
+            out.contains("sleep 1002"),
+            "ps in the first container does not show the second:\n{out}"
+        );
+        let (code, out) = env.exec(second, "ps").await?;
+        ensure!(code == 0, "ps: exit {code}");
+        ensure!(
+            out.contains("sleep 1001"),
+            "ps in the second container does not show the first:\n{out}"
+        );
+
+        let script = "readlink /proc/self/ns/pid";
+        let (_, a) = env.exec(first, script).await?;
+        let (_, b) = env.exec(second, script).await?;
+        ensure!(!a.trim().is_empty() && a == b, "PID namespaces differ: {a:?} / {b:?}");
+        let host = std::fs::read_link("/proc/self/ns/pid")?;
+        ensure!(Path::new(a.trim()) != host, "the pod runs in the host's PID namespace");
+
+        env.remove(&pod).await?;
+        let left = holders();
+        ensure!(left.is_empty(), "the PID namespace holder outlived its pod: {left:?}");
+        ensure!(!process::is_alive(holder[0]), "the holder {} is still alive", holder[0]);
+        Ok(())
     })
 }
 

@@ -145,7 +145,10 @@ const DEFAULT_CGROUP_PARENT: &str = "runtime-core";
 /// no sandbox directories, no IP reservations, no monitor or container processes, no
 /// containers in runc, and no cgroup of `containers` in any hierarchy.
 fn nothing_is_left(runtime: &RuntimeCore, containers: &[&str]) -> anyhow::Result<()> {
-    let hierarchies: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")?.flatten().map(|e| e.path()).collect();
+    let hierarchies: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     let cgroups: Vec<_> = containers
         .iter()
         .flat_map(|id| hierarchies.iter().map(move |h| h.join(DEFAULT_CGROUP_PARENT).join(id)))

@@ -53,6 +53,7 @@ pub mod args;
 pub mod cri_log;
 pub mod exit;
 pub mod oom;
+pub mod pause;
 pub mod process;
 
 use std::fs::File;

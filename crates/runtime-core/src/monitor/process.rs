@@ -62,6 +62,12 @@ const LOG_MODE: u32 = 0o640;
 /// Runs the monitor with the process's command line; the whole `main` of
 /// `runtime-core-monitor`.
 pub fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == super::pause::PAUSE_ARG)
+    {
+        super::pause::run();
+    }
     let config = match MonitorConfig::from_args(std::env::args_os().skip(1)) {
         Ok(config) => config,
         Err(err) => {

@@ -1,6 +1,7 @@
 //! The pod sandbox's host side: its namespaces, its network and its `/etc` files.
 //!
-//! There is no sandbox ("pause") process. As CRI-O does, the pod's network, IPC and UTS
+//! There is no sandbox ("pause") process, save the init of a shared PID namespace
+//! ([`pid_holder`]). As CRI-O does, the pod's network, IPC and UTS
 //! namespaces are pinned by bind mounts of their namespace files ([`namespaces`]); the
 //! containers join them by path, and CNI attaches the network namespace to the node's
 //! network ([`cni`]). The files every container mounts (`resolv.conf`, `hostname`,
@@ -14,6 +15,10 @@
 //! 3. [`files::write_resolv_conf`], [`files::write_hostname`] and [`files::write_hosts`]
 //!    with the primary IP.
 //!
+//! A pod whose PID namespace is shared (PID mode POD) also gets the one process a PID
+//! namespace needs, its init: [`pid_holder::start`] after pinning, [`pid_holder::stop`]
+//! when it stops.
+//!
 //! StopPodSandbox runs [`cni::Cni::del`] then [`namespaces::unpin`]; both are idempotent,
 //! as the CRI requires of StopPodSandbox, and both work after a restart from what is on
 //! disk ([`namespaces::PinnedNamespaces::all_in`] names a directory's namespace files,
@@ -24,6 +29,7 @@ mod command;
 pub mod cni;
 pub mod files;
 pub mod namespaces;
+pub mod pid_holder;
 
 pub use cni::{Attachment, Cni, CniConfig, CniError, NetworkStatus, PortMapping};
 pub use namespaces::{NamespaceError, PinRequest, PinnedNamespaces, is_pinned, pin, pin_with, unpin};

@@ -38,6 +38,10 @@ pub struct SandboxRecord {
     /// The pinned UTS namespace (`None` before pinning); containers join it unless the pod
     /// uses the host network.
     pub uts_ns: Option<PathBuf>,
+    /// The host pid of the init of the pod's shared PID namespace (see
+    /// [`crate::sandbox::pid_holder`]); `None` unless the pod's PID mode is POD.
+    #[serde(default)]
+    pub pid_holder: Option<u32>,
     /// The cgroup parent of the pod's containers.
     pub cgroup_parent: String,
     /// What changes over the sandbox's life.

@@ -9,6 +9,7 @@ use super::sandbox_run::namespace_mode;
 use super::{Pods, internal, now_nanos, state_status};
 use crate::container::rootfs::Rootfs;
 use crate::container::spec::{self, NamespaceMode as Mode, Namespaces, SandboxFiles, SpecInputs};
+use crate::sandbox::pid_holder;
 use crate::state::container::{ContainerRecord, ContainerStatus};
 use crate::state::ids::new_id;
 use crate::state::sandbox::{SandboxRecord, SandboxState};
@@ -135,8 +136,9 @@ impl Pods {
 }
 
 /// The namespaces a container of `sandbox` joins: the pod's pinned network, IPC and UTS
-/// namespaces unless the pod uses the host's; a PID namespace of its own unless the
-/// container asks for the host's.
+/// namespaces unless the pod uses the host's; the pod's shared PID namespace when both the
+/// pod and the container ask for POD (the kubelet's `shareProcessNamespace`), the host's
+/// when either asks for NODE, and a PID namespace of its own otherwise.
 fn container_namespaces(sandbox: &SandboxRecord, config: &cri_api::v1::ContainerConfig) -> Namespaces {
     let join = |path: &Option<PathBuf>| path.clone().map_or(Mode::New, Mode::Join);
     let pod = &sandbox.config;
@@ -160,9 +162,13 @@ fn container_namespaces(sandbox: &SandboxRecord, config: &cri_api::v1::Container
         .and_then(|l| l.security_context.as_ref())
         .and_then(|s| s.namespace_options.as_ref())
         .and_then(|o| NamespaceMode::try_from(o.pid).ok());
-    let pid = match container_pid.unwrap_or(NamespaceMode::Container) {
+    let pod_pid = namespace_mode(pod, |o| o.pid);
+    let pid = match container_pid.unwrap_or(NamespaceMode::Pod) {
         NamespaceMode::Node => Mode::Host,
-        _ if namespace_mode(pod, |o| o.pid) == NamespaceMode::Node => Mode::Host,
+        _ if pod_pid == NamespaceMode::Node => Mode::Host,
+        NamespaceMode::Pod if pod_pid == NamespaceMode::Pod => sandbox
+            .pid_holder
+            .map_or(Mode::New, |holder| Mode::Join(pid_holder::namespace_path(holder))),
         _ => Mode::New,
     };
     Namespaces { network, ipc, uts, pid }

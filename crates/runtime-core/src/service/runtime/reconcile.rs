@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::Pods;
 use crate::container::rootfs::Rootfs;
-use crate::sandbox::namespaces;
+use crate::sandbox::{namespaces, pid_holder};
 use crate::state::container::ContainerState;
 use crate::state::sandbox::SandboxState;
 
@@ -17,7 +17,8 @@ impl Pods {
     ///   Exited with that code; one whose monitor is gone without a record is Unknown;
     /// - a container whose creation was cut short (no config.json) is removed;
     /// - a created container whose rootfs is no longer mounted (after a reboot) gets it back;
-    /// - a ready sandbox whose network namespace is gone (after a reboot) is stopped;
+    /// - a ready sandbox whose network namespace or shared PID namespace (its init) is gone
+    ///   (after a reboot) is stopped;
     /// - bundle and sandbox directories without a record are removed.
     pub async fn reconcile(&self) {
         for container in self.registry.containers() {
@@ -49,9 +50,18 @@ impl Pods {
             }
         }
         for sandbox in self.registry.sandboxes() {
+            if sandbox.status.state != SandboxState::Ready {
+                continue;
+            }
             let pinned = sandbox.netns.as_deref().is_none_or(namespaces::is_pinned);
-            if sandbox.status.state == SandboxState::Ready && !pinned {
+            let held = sandbox
+                .pid_holder
+                .is_none_or(|pid| pid_holder::is_holder(pid, &sandbox.dir));
+            if !pinned {
                 tracing::info!(sandbox = %sandbox.id, "the sandbox's network namespace is gone; stopping it");
+                self.tear_down_sandbox(&sandbox.id).await;
+            } else if !held {
+                tracing::info!(sandbox = %sandbox.id, "the sandbox's PID namespace is gone; stopping it");
                 self.tear_down_sandbox(&sandbox.id).await;
             }
         }

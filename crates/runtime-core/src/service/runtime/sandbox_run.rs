@@ -1,4 +1,5 @@
-//! RunPodSandbox: pinned namespaces, the pod's network and its /etc files.
+//! RunPodSandbox: pinned namespaces, a shared PID namespace's init, the pod's network and
+//! its /etc files.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -9,7 +10,7 @@ use tonic::Status;
 use super::{Pods, internal, now_nanos, state_status};
 use crate::sandbox::cni::{Attachment, PortMapping};
 use crate::sandbox::namespaces::PinRequest;
-use crate::sandbox::{files, namespaces};
+use crate::sandbox::{files, namespaces, pid_holder};
 use crate::state::ids::new_id;
 use crate::state::sandbox::{SandboxRecord, SandboxState, SandboxStatus};
 
@@ -18,7 +19,8 @@ pub(super) const POD_INTERFACE: &str = "eth0";
 
 impl Pods {
     /// RunPodSandbox: reserves the pod's name, pins its network, IPC and UTS namespaces
-    /// (bind-mounted namespace files, no process per pod), attaches the CNI network unless
+    /// (bind-mounted namespace files), starts the init of its PID namespace if the pod
+    /// shares one (the only process of a pod's own), attaches the CNI network unless
     /// the pod uses the host's, and writes resolv.conf, hostname and hosts. A failure undoes
     /// every step already done, and the name is free again.
     #[tracing::instrument(skip_all, fields(pod = %SandboxRecord::name_of(request.config.as_ref().unwrap_or(&Default::default()))))]
@@ -46,6 +48,7 @@ impl Pods {
             netns: None,
             ipc_ns: None,
             uts_ns: None,
+            pid_holder: None,
             status: SandboxStatus {
                 state: SandboxState::NotReady,
                 ip: None,
@@ -87,6 +90,14 @@ impl Pods {
                 r.uts_ns = Some(pinned.uts.clone());
             })
             .map_err(state_status)?;
+        if namespace_mode(config, |o| o.pid) == NamespaceMode::Pod {
+            let holder = pid_holder::start(&self.monitor_binary, dir)
+                .await
+                .map_err(|e| internal("starting the pod's PID namespace", e))?;
+            self.registry
+                .update_sandbox(&record.id, |r| r.pid_holder = Some(holder))
+                .map_err(state_status)?;
+        }
 
         files::write_resolv_conf(&dir.join("resolv.conf"), config.dns_config.as_ref())
             .map_err(|e| internal("writing resolv.conf", e))?;

@@ -8,6 +8,7 @@ use tonic::Status;
 use super::sandbox_run::attachment;
 use super::{Pods, internal, state_status};
 use crate::sandbox::namespaces::{self, PinnedNamespaces};
+use crate::sandbox::pid_holder;
 use crate::state::StateError;
 use crate::state::sandbox::SandboxState;
 
@@ -41,7 +42,8 @@ impl Pods {
         Ok(StopPodSandboxResponse {})
     }
 
-    /// Detaches the network and releases the namespaces of sandbox `id`, as far as it can:
+    /// Detaches the network, kills the init of a shared PID namespace (and so what is left
+    /// in it) and releases the namespaces of sandbox `id`, as far as it can:
     /// each step runs even if an earlier one failed, and the record says what is left
     /// (`network_attached`) so a later stop retries it.
     pub(super) async fn tear_down_sandbox(&self, id: &str) {
@@ -56,6 +58,14 @@ impl Pods {
                     let _ = self.registry.update_sandbox(id, |r| r.status.network_attached = false);
                 }
                 Err(error) => tracing::warn!(%error, "CNI DEL failed"),
+            }
+        }
+        if let Some(pid) = sandbox.pid_holder {
+            match pid_holder::stop(pid, &sandbox.dir).await {
+                Ok(()) => {
+                    let _ = self.registry.update_sandbox(id, |r| r.pid_holder = None);
+                }
+                Err(error) => tracing::warn!(%error, "stopping the pod's PID namespace failed"),
             }
         }
         // Every file pin may have made, whatever the record got to say before a failure.
