@@ -136,6 +136,19 @@ pub fn is_holder(pid: u32, dir: &Path) -> bool {
     args.next() == Some(PAUSE_ARG.as_bytes()) && args.next() == Some(dir.as_os_str().as_bytes())
 }
 
+/// Every holder started for the sandbox directory `dir`, found in /proc: what a restart
+/// stops when the daemon died before it recorded the holder's pid.
+pub fn holders_of(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| is_holder(pid, dir))
+        .collect()
+}
+
 /// The namespace file the pod's containers join: `/proc/<pid>/ns/pid`.
 pub fn namespace_path(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/ns/pid"))

@@ -2,7 +2,7 @@
 //! files say after the daemon was down.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Pods;
 use crate::container::rootfs::Rootfs;
@@ -67,27 +67,40 @@ impl Pods {
         }
         let containers: HashSet<String> = self.registry.containers().into_iter().map(|c| c.id).collect();
         let sandboxes: HashSet<String> = self.registry.sandboxes().into_iter().map(|s| s.id).collect();
-        remove_orphans(&self.dirs.containers, &containers);
-        remove_orphans(&self.dirs.monitors, &containers);
-        remove_orphans(&self.dirs.sandboxes, &sandboxes);
+        for dir in orphans(&self.dirs.containers, &containers)
+            .into_iter()
+            .chain(orphans(&self.dirs.monitors, &containers))
+        {
+            remove_orphan(&dir);
+        }
+        for dir in orphans(&self.dirs.sandboxes, &sandboxes) {
+            // A holder the daemon started but did not get to record.
+            for pid in pid_holder::holders_of(&dir) {
+                let _ = pid_holder::stop(pid, &dir).await;
+            }
+            remove_orphan(&dir);
+        }
     }
 }
 
-/// Removes the directories under `parent` whose name is not a known id, unmounting what is
-/// mounted under them first (a rootfs, pinned namespace files).
-fn remove_orphans(parent: &Path, known: &HashSet<String>) {
+/// The directories under `parent` whose name is not a known id.
+fn orphans(parent: &Path, known: &HashSet<String>) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
+        return Vec::new();
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !known.contains(&name) {
-            let path = entry.path();
-            tracing::info!(path = %path.display(), "removing a directory no record owns");
-            unmount_under(&path);
-            let _ = std::fs::remove_dir_all(&path);
-        }
-    }
+    entries
+        .flatten()
+        .filter(|entry| !known.contains(entry.file_name().to_string_lossy().as_ref()))
+        .map(|entry| entry.path())
+        .collect()
+}
+
+/// Removes a directory no record owns, unmounting what is mounted under it first (a
+/// rootfs, pinned namespace files).
+fn remove_orphan(dir: &Path) {
+    tracing::info!(path = %dir.display(), "removing a directory no record owns");
+    unmount_under(dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Unmounts every mount at or below `dir`, deepest first.
