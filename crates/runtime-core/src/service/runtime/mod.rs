@@ -22,6 +22,7 @@ mod sandbox_stop;
 mod version;
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -162,6 +163,17 @@ fn internal(step: &str, error: impl std::fmt::Display) -> Status {
     Status::internal(format!("{step}: {error}"))
 }
 
+/// Runs a call that changes the system on a task of its own, so it finishes (or rolls back)
+/// even when the caller gives up: tonic drops a call's future when its client goes away,
+/// which would otherwise stop a RunPodSandbox between pinning namespaces and undoing them.
+async fn to_completion<T: Send + 'static>(
+    call: impl Future<Output = Result<T, Status>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(call)
+        .await
+        .unwrap_or_else(|e| Err(internal("running the call", e)))
+}
+
 /// Whether every label of `selector` is on `labels` with the same value.
 fn labels_match(
     selector: &std::collections::HashMap<String, String>,
@@ -191,15 +203,18 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         request: Request<RunPodSandboxRequest>,
     ) -> Result<Response<RunPodSandboxResponse>, Status> {
-        self.pods.run_pod_sandbox(request.into_inner()).await.map(Response::new)
+        let pods = self.pods.clone();
+        to_completion(async move { pods.run_pod_sandbox(request.into_inner()).await })
+            .await
+            .map(Response::new)
     }
 
     async fn stop_pod_sandbox(
         &self,
         request: Request<StopPodSandboxRequest>,
     ) -> Result<Response<StopPodSandboxResponse>, Status> {
-        self.pods
-            .stop_pod_sandbox(request.into_inner())
+        let pods = self.pods.clone();
+        to_completion(async move { pods.stop_pod_sandbox(request.into_inner()).await })
             .await
             .map(Response::new)
     }
@@ -208,8 +223,8 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         request: Request<RemovePodSandboxRequest>,
     ) -> Result<Response<RemovePodSandboxResponse>, Status> {
-        self.pods
-            .remove_pod_sandbox(request.into_inner())
+        let pods = self.pods.clone();
+        to_completion(async move { pods.remove_pod_sandbox(request.into_inner()).await })
             .await
             .map(Response::new)
     }
@@ -232,8 +247,8 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         request: Request<CreateContainerRequest>,
     ) -> Result<Response<CreateContainerResponse>, Status> {
-        self.pods
-            .create_container(request.into_inner())
+        let pods = self.pods.clone();
+        to_completion(async move { pods.create_container(request.into_inner()).await })
             .await
             .map(Response::new)
     }
@@ -242,22 +257,28 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         request: Request<StartContainerRequest>,
     ) -> Result<Response<StartContainerResponse>, Status> {
-        self.pods.start_container(request.into_inner()).await.map(Response::new)
+        let pods = self.pods.clone();
+        to_completion(async move { pods.start_container(request.into_inner()).await })
+            .await
+            .map(Response::new)
     }
 
     async fn stop_container(
         &self,
         request: Request<StopContainerRequest>,
     ) -> Result<Response<StopContainerResponse>, Status> {
-        self.pods.stop_container(request.into_inner()).await.map(Response::new)
+        let pods = self.pods.clone();
+        to_completion(async move { pods.stop_container(request.into_inner()).await })
+            .await
+            .map(Response::new)
     }
 
     async fn remove_container(
         &self,
         request: Request<RemoveContainerRequest>,
     ) -> Result<Response<RemoveContainerResponse>, Status> {
-        self.pods
-            .remove_container(request.into_inner())
+        let pods = self.pods.clone();
+        to_completion(async move { pods.remove_container(request.into_inner()).await })
             .await
             .map(Response::new)
     }
