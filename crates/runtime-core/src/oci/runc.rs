@@ -30,6 +30,10 @@ use tokio::process::Command;
 
 /// How long [`Runc::exec`] still reads output after the process exited: a background
 /// process it started may hold the pipes open forever.
+/// What `runc start` reports when the started process and its state were gone before it
+/// removed its start fifo (see [`Runc::start`]).
+const START_FIFO_GONE: &str = "exec.fifo: no such file or directory";
+
 const EXEC_OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 /// The most output [`Runc::exec`] keeps per stream (CRI-O's limit for ExecSync); the
 /// rest is read and dropped.
@@ -194,9 +198,16 @@ impl Runc {
     }
 
     /// `runc start`: runs the user process of a created container.
+    ///
+    /// A process that exits at once may be gone, and its state deleted by its monitor,
+    /// before runc removes the start fifo it opened to release the process; runc then
+    /// reports the missing fifo although the process started. That counts as started.
     pub async fn start(&self, id: &str) -> Result<(), RuncError> {
         let output = self.run("start", id, &[], None).await?;
-        self.check("start", id, &output)
+        match self.check("start", id, &output) {
+            Err(RuncError::Failed { message, .. }) if message.contains(START_FIFO_GONE) => Ok(()),
+            other => other,
+        }
     }
 
     /// `runc state`; `None` if runc does not know the container.

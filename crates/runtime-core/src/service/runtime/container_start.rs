@@ -9,10 +9,6 @@ use crate::state::container::ContainerState;
 
 /// Exit code recorded for a container whose process could not be started.
 const START_ERROR_EXIT_CODE: i32 = 128;
-/// The fifo `runc start` opens to let the container's process run, and removes after.
-const START_FIFO: &str = "exec.fifo";
-/// How long a start that lost the race with a fast exit waits for the exit record.
-const EXIT_RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Pods {
     /// StartContainer: only a created container can start (FailedPrecondition otherwise).
@@ -52,19 +48,7 @@ impl Pods {
             // Taken before `runc start`, so a process that exits at once still finishes after
             // it started.
             let started_at = now_nanos();
-            if let Err(error) = runc.start(&container.id).await {
-                let message = error.to_string();
-                // A process that exits at once can be gone, and its runc state deleted by the
-                // monitor, before `runc start` cleans up its start fifo: runc then reports the
-                // missing fifo although the container ran. The monitor's exit record tells.
-                let ran = message.contains(START_FIFO)
-                    && monitor::wait_for_exit(&container.monitor_dir, EXIT_RECORD_WAIT)
-                        .await
-                        .is_some();
-                if !ran {
-                    return Err(message);
-                }
-            }
+            runc.start(&container.id).await.map_err(|e| e.to_string())?;
             Ok::<_, String>((started, started_at))
         }
         .await;
