@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use common::{CONTAINERD, RUNTIME_CORE, Summary, mb, verdict};
+use common::{Args, CONTAINERD, RUNTIME_CORE, Summary, mb, verdict};
 use cri_api::client::ImageServiceClient;
 use cri_api::server::ImageServiceServer;
 use cri_api::v1;
@@ -57,36 +57,11 @@ const CONTAINERD_SUBNET: &str = "198.18.200.0/24";
 /// runtime-core's median over containerd's must not exceed this.
 const TARGET_RATIO: f64 = 1.0;
 
-/// The command line.
-#[derive(Debug, Clone, PartialEq)]
-struct Args {
-    /// Measured pulls per runtime.
-    samples: usize,
-    /// Unmeasured pulls per runtime before them.
-    warmup: usize,
-    /// Measure only this runtime.
-    only: Option<String>,
-}
-
-fn parse_args(args: Vec<String>) -> anyhow::Result<Args> {
-    let mut parsed = Args {
-        samples: 5,
-        warmup: 1,
-        only: None,
-    };
-    for (flag, value) in common::options(args)? {
-        match flag.as_str() {
-            "--samples" => parsed.samples = common::count(&flag, &value)?,
-            "--warmup" => parsed.warmup = value.parse().context("--warmup")?,
-            "--only" => parsed.only = Some(common::runtime_name(&value)?),
-            other => bail!("unknown option {other}"),
-        }
-    }
-    Ok(parsed)
-}
+/// Samples per runtime unless `--samples` says otherwise.
+const DEFAULT_SAMPLES: usize = 5;
 
 fn main() -> ExitCode {
-    common::main("image_pull", parse_args, run)
+    common::main("image_pull", DEFAULT_SAMPLES, run)
 }
 
 /// One runtime under test.

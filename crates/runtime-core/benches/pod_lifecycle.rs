@@ -46,7 +46,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use common::{CONTAINERD, RUNTIME_CORE, Summary, mb, verdict};
+use common::{Args, CONTAINERD, RUNTIME_CORE, Summary, mb, verdict};
 use cri_api::client::{ImageServiceClient, RuntimeServiceClient};
 use cri_api::v1;
 use test_harness::daemon::{Daemon, DaemonKind};
@@ -90,36 +90,11 @@ const TARGET_PER_CONTAINER_PSS_MB: f64 = 1.0;
 /// containerd's medians on this kind of machine (critest's benchmark, ENVIRONMENT.md).
 const CONTAINERD_REFERENCE: &str = "containerd here: RunPodSandbox 65 ms, StartContainer 42 ms";
 
-/// The command line.
-#[derive(Debug, Clone, PartialEq)]
-struct Args {
-    /// Measured lifecycles per runtime.
-    samples: usize,
-    /// Unmeasured lifecycles per runtime before them.
-    warmup: usize,
-    /// Measure only this runtime.
-    only: Option<String>,
-}
-
-fn parse_args(args: Vec<String>) -> anyhow::Result<Args> {
-    let mut parsed = Args {
-        samples: 50,
-        warmup: 1,
-        only: None,
-    };
-    for (flag, value) in common::options(args)? {
-        match flag.as_str() {
-            "--samples" => parsed.samples = common::count(&flag, &value)?,
-            "--warmup" => parsed.warmup = value.parse().context("--warmup")?,
-            "--only" => parsed.only = Some(common::runtime_name(&value)?),
-            other => bail!("unknown option {other}"),
-        }
-    }
-    Ok(parsed)
-}
+/// Samples per runtime unless `--samples` says otherwise.
+const DEFAULT_SAMPLES: usize = 50;
 
 fn main() -> ExitCode {
-    common::main("pod_lifecycle", parse_args, run)
+    common::main("pod_lifecycle", DEFAULT_SAMPLES, run)
 }
 
 /// The CRI calls of one lifecycle, in the order a sample makes them.

@@ -63,16 +63,43 @@ pub(crate) fn runtime_name(value: &str) -> anyhow::Result<String> {
     }
 }
 
+/// A bench's command line: `--samples N`, `--warmup N`, `--only RUNTIME`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Args {
+    /// Measured samples per runtime.
+    pub(crate) samples: usize,
+    /// Unmeasured samples per runtime before them.
+    pub(crate) warmup: usize,
+    /// Measure only this runtime.
+    pub(crate) only: Option<String>,
+}
+
+impl Args {
+    /// Parses `args`; `samples` defaults to `default_samples`, `warmup` to 1.
+    pub(crate) fn parse(args: Vec<String>, default_samples: usize) -> anyhow::Result<Args> {
+        let mut parsed = Args {
+            samples: default_samples,
+            warmup: 1,
+            only: None,
+        };
+        for (flag, value) in options(args)? {
+            match flag.as_str() {
+                "--samples" => parsed.samples = count(&flag, &value)?,
+                "--warmup" => parsed.warmup = value.parse().context("--warmup")?,
+                "--only" => parsed.only = Some(runtime_name(&value)?),
+                other => bail!("unknown option {other}"),
+            }
+        }
+        Ok(parsed)
+    }
+}
+
 /// The body of a bench's `main`: parses the command line (exit code 2 when it is wrong),
 /// runs the benchmark and maps the outcome to an exit code. A missing prerequisite (not
 /// root, a tool not installed) skips the benchmark with exit code 0, unless `CI=true`:
 /// CI installs everything, so there it is a failure.
-pub(crate) fn main<A>(
-    name: &str,
-    parse: impl FnOnce(Vec<String>) -> anyhow::Result<A>,
-    run: impl FnOnce(&A) -> anyhow::Result<()>,
-) -> ExitCode {
-    let args = match parse(std::env::args().skip(1).collect()) {
+pub(crate) fn main(name: &str, default_samples: usize, run: impl FnOnce(&Args) -> anyhow::Result<()>) -> ExitCode {
+    let args = match Args::parse(std::env::args().skip(1).collect(), default_samples) {
         Ok(args) => args,
         Err(err) => {
             eprintln!("{name}: {err:#}");
