@@ -2,5 +2,9 @@
 //! pods scheduled to it through any CRI runtime (via `cri-client`) and serves the kubelet
 //! API.
 //!
-//! This crate is at its start; see `DESIGN.md` for the plan of modules (`node/`, `pods/`,
-//! `spec/`, `server/`).
+//! Modules, in the order data flows (see `DESIGN.md`):
+//! - [`spec`]: a PodSpec translated into CRI configs (env, volumes, resources, security);
+//! - [`probe`]: liveness, readiness and startup probes (exec, httpGet, tcpSocket).
+
+pub mod probe;
+pub mod spec;

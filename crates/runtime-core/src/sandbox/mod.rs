@@ -29,6 +29,7 @@ mod command;
 pub mod cni;
 pub mod files;
 pub mod namespaces;
+pub mod netns;
 pub mod pid_holder;
 
 pub use cni::{Attachment, Cni, CniConfig, CniError, NetworkStatus, PortMapping};

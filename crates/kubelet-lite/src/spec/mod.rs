@@ -1,0 +1,1 @@
+//! The translation of a PodSpec into CRI configs: env, volumes, resources, security.
