@@ -3,8 +3,35 @@
 //! API.
 //!
 //! Modules, in the order data flows (see `DESIGN.md`):
+//! - [`config`]: flags and the KubeletConfiguration subset, merged into [`config::Settings`];
+//! - [`runtime`]: the embedded default runtime (runtime-core in-process, on its own socket);
+//! - [`node`]: Node registration, status and Lease;
+//! - [`pods`]: pod sources, one worker per pod, the status manager;
 //! - [`spec`]: a PodSpec translated into CRI configs (env, volumes, resources, security);
-//! - [`probe`]: liveness, readiness and startup probes (exec, httpGet, tcpSocket).
+//! - [`probe`]: liveness, readiness and startup probes (exec, httpGet, tcpSocket);
+//! - [`housekeeping`]: garbage collection of containers and images, log rotation;
+//! - [`server`]: the kubelet HTTPS API;
+//! - [`agent`]: all of it put together, what the binary runs.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use clap::Parser;
+//! use kubelet_lite::config::{Args, Settings};
+//!
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! let args = Args::parse_from(["kubelet-lite", "--node-name", "edge-1", "--pod-manifest-path", "/etc/manifests"]);
+//! let settings = Settings::load(args)?;
+//! kubelet_lite::agent::run(settings, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
 
+pub mod agent;
+pub mod config;
+pub mod housekeeping;
+pub mod node;
+pub mod pods;
 pub mod probe;
+pub mod runtime;
+pub mod server;
 pub mod spec;

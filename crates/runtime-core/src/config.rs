@@ -12,10 +12,16 @@
 //!
 //! [runtimes.runc]                         # runtime handlers: OCI runtimes by name
 //! binary = "runc"
+//!
+//! [streaming]                             # the exec/attach/port-forward server
+//! address = "127.0.0.1:0"                 # port 0: any free port (the URLs name it)
+//! idle_timeout_seconds = 14400            # a session with no traffic this long ends
 //! ```
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -44,6 +50,36 @@ pub struct Config {
     pub default_runtime: String,
     /// Runtime handlers: the OCI runtime (runc-compatible) each name runs.
     pub runtimes: BTreeMap<String, RuntimeHandler>,
+    /// The streaming server the Exec, Attach and PortForward URLs point at.
+    pub streaming: StreamingConfig,
+}
+
+/// The `[streaming]` section: where the exec, attach and port-forward server listens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamingConfig {
+    /// The address to listen on; port 0 picks a free port. Loopback by default, as
+    /// containerd's stream server: the kubelet, on the same node, proxies to it.
+    pub address: SocketAddr,
+    /// A session with no traffic for this many seconds is closed (4 hours by default,
+    /// the kubelet's `streamingConnectionIdleTimeout`).
+    pub idle_timeout_seconds: u64,
+}
+
+impl StreamingConfig {
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_seconds)
+    }
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            idle_timeout_seconds: 4 * 60 * 60,
+        }
+    }
 }
 
 /// An OCI runtime a sandbox can ask for by handler name.
@@ -74,6 +110,7 @@ impl Default for Config {
                     binary: PathBuf::from("runc"),
                 },
             )]),
+            streaming: StreamingConfig::default(),
         }
     }
 }
@@ -160,5 +197,17 @@ mod tests {
         assert!(toml::from_str::<Config>("rot = \"/typo\"").is_err());
         let handlers: Config = toml::from_str("[runtimes.crun]\nbinary = \"/usr/bin/crun\"").expect("parse");
         assert_eq!(handlers.runtimes["crun"].binary, PathBuf::from("/usr/bin/crun"));
+    }
+
+    #[test]
+    fn the_streaming_server_listens_on_a_free_loopback_port_unless_told() {
+        let config = Config::default();
+        assert_eq!(config.streaming.address, "127.0.0.1:0".parse().expect("address"));
+        assert_eq!(config.streaming.idle_timeout(), Duration::from_secs(4 * 3600));
+        let set: Config =
+            toml::from_str("[streaming]\naddress = \"198.18.40.1:10010\"\nidle_timeout_seconds = 60").expect("parse");
+        assert_eq!(set.streaming.address, "198.18.40.1:10010".parse().expect("address"));
+        assert_eq!(set.streaming.idle_timeout(), Duration::from_secs(60));
+        assert!(toml::from_str::<Config>("[streaming]\nport = 1").is_err());
     }
 }

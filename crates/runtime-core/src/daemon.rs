@@ -15,9 +15,11 @@ use crate::image::registry::RegistryClient;
 use crate::oci::runc::Runc;
 use crate::sandbox::cni::{Cni, CniConfig, CniError};
 use crate::service::image::ImageServiceImpl;
-use crate::service::runtime::{Dirs, Pods, PodsParts, RuntimeServiceImpl};
+use crate::service::runtime::{Dirs, Pods, PodsParts, RuntimeServiceImpl, StreamingServer};
 use crate::state::{Registry, StateError};
 use crate::store::{Store, StoreError};
+use crate::stream::StreamRuntime;
+use crate::stream::orphan::become_subreaper;
 
 /// The monitor binary's name; it is looked for next to the running executable.
 const MONITOR_BINARY: &str = "runtime-core-monitor";
@@ -48,6 +50,14 @@ pub enum DaemonError {
     Io {
         /// The path involved.
         path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The streaming server could not listen on its address.
+    #[error("starting the streaming server on {address}: {source}")]
+    Streaming {
+        /// The configured address.
+        address: std::net::SocketAddr,
         /// The I/O error.
         source: std::io::Error,
     },
@@ -125,10 +135,18 @@ impl Runtime {
         &self.images
     }
 
-    /// Reconciles the records with the system, then serves CRI on the configured socket
-    /// until `shutdown` completes. Containers keep running when it returns.
+    /// Reconciles the records with the system, starts the streaming server, then serves
+    /// CRI on the configured socket until `shutdown` completes. Containers keep running
+    /// when it returns; streaming sessions end.
+    ///
+    /// The process becomes a child subreaper: the process of a `runc exec` with a
+    /// terminal is handed over to it when runc detaches (see [`crate::stream`]).
     pub async fn serve(&self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         self.pods.reconcile().await;
+        if let Err(err) = become_subreaper() {
+            tracing::warn!(%err, "cannot become a child subreaper: exec with a terminal will fail");
+        }
+        let streaming = self.start_streaming().await?;
         let socket = &self.config.socket;
         let incoming = cri_api::unix::bind(socket).map_err(|source| DaemonError::Io {
             path: socket.clone(),
@@ -138,14 +156,37 @@ impl Runtime {
         let pods = self.pods.clone();
         let images =
             ImageServiceImpl::new(self.images.clone()).with_layers_in_use(Arc::new(move || pods.layers_in_use()));
-        tonic::transport::Server::builder()
+        let served = tonic::transport::Server::builder()
             .layer(cri_api::unix::V1Alpha2AliasLayer)
-            .add_service(RuntimeServiceServer::new(RuntimeServiceImpl::new(self.pods.clone())))
+            .add_service(RuntimeServiceServer::new(
+                RuntimeServiceImpl::new(self.pods.clone()).with_streaming(streaming.clone()),
+            ))
             .add_service(ImageServiceServer::new(images))
             .serve_with_incoming_shutdown(incoming, shutdown)
-            .await?;
+            .await;
+        streaming.shutdown();
+        served?;
         let _ = std::fs::remove_file(socket);
         Ok(())
+    }
+
+    /// Starts the streaming server of the `[streaming]` configuration.
+    async fn start_streaming(&self) -> Result<StreamingServer, DaemonError> {
+        let settings = &self.config.streaming;
+        let config = streaming::Config {
+            addr: settings.address,
+            stream_idle_timeout: settings.idle_timeout(),
+            ..streaming::Config::default()
+        };
+        let runtime = Arc::new(StreamRuntime::new(self.pods.clone()));
+        let server = StreamingServer::start(config, runtime)
+            .await
+            .map_err(|source| DaemonError::Streaming {
+                address: settings.address,
+                source,
+            })?;
+        tracing::info!(address = %server.local_addr(), "serving exec, attach and port-forward");
+        Ok(server)
     }
 }
 

@@ -14,7 +14,9 @@
 //! - [`oci`]: the runc-compatible runtime driven as a child process;
 //! - [`monitor`]: the small per-container process (`runtime-core-monitor`) that holds a
 //!   container's stdio, writes its CRI log and records its exit, surviving the daemon;
-//! - [`state`] and [`store`]: sandbox, container and image records, durable in redb.
+//! - [`state`] and [`store`]: sandbox, container and image records, durable in redb;
+//! - [`stats`]: cgroup v1 and v2 readers, CPU rates, writable layer and network usage;
+//! - [`stream`]: exec, attach and port-forward sessions for the `streaming` server.
 
 pub mod cli;
 pub mod config;
@@ -27,4 +29,6 @@ pub mod oci;
 pub mod sandbox;
 pub mod service;
 pub mod state;
+pub mod stats;
 pub mod store;
+pub mod stream;

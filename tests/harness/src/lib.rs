@@ -24,6 +24,8 @@
 //!   driven with `kubectl` ([`ControlPlane::kubectl`]);
 //! - [`Kubelet`]: the real kubelet 1.20 as a node of that control plane, driving any CRI
 //!   runtime over its socket;
+//! - [`KubeletLite`]: the workspace's node agent as a node of that control plane (or
+//!   standalone), with its embedded runtime-core by default;
 //! - [`suite::run`]: runs a test binary's tests (`harness = false`) against one shared
 //!   environment with libtest's command line, and turns missing prerequisites into ignored
 //!   tests outside CI and failures in CI.
@@ -91,9 +93,11 @@ pub mod htpasswd;
 pub mod image_builder;
 pub mod image_index;
 pub mod kubelet;
+pub mod kubelet_lite;
 pub mod large_image;
 pub mod mirrors;
 pub mod multi_platform;
+pub mod oci_layout;
 mod output;
 pub mod pki;
 pub mod pods;
@@ -109,6 +113,7 @@ pub use containerd::{Containerd, ContainerdOptions};
 pub use control_plane::{ControlPlane, ControlPlaneOptions};
 pub use daemon::DaemonOptions;
 pub use kubelet::{Kubelet, KubeletOptions};
+pub use kubelet_lite::{KubeletLite, KubeletLiteOptions};
 pub use large_image::{LargeImage, LargeImageSpec, push_large_image};
 pub use multi_platform::{MultiPlatformImage, push_multi_platform_image};
 pub use output::note;

@@ -21,16 +21,22 @@
 //!   devices for a privileged container. The device cgroup denies everything but runc's
 //!   default set and those devices (a privileged container may use any device).
 //! - **hardening**: [`DEFAULT_MASKED_PATHS`] and [`DEFAULT_READONLY_PATHS`] unless the
-//!   security context lists its own; `noNewPrivileges` as asked; a Localhost seccomp or
-//!   AppArmor profile. Privileged containers get none of these.
+//!   security context lists its own; `noNewPrivileges` and a read-only root as asked; the
+//!   seccomp filter and AppArmor profile of `security` (the built-in RuntimeDefault
+//!   filter is [`seccomp`]; AppArmor only where the kernel has it). Privileged containers
+//!   get none of these.
 //! - **resources** ([`resources`]), `oom_score_adj` (never below the runtime's own, which
 //!   the kernel would refuse), the pod's sysctls, `cgroupsPath` as given.
-//! - **namespaces** per [`Namespaces`]: a new mount namespace always; a new cgroup
-//!   namespace on pure cgroup v2 hosts (not for privileged containers), as containerd.
+//! - **namespaces** per [`Namespaces`] (the service resolves pod, container, node and
+//!   target modes to them): a new mount namespace always; a new cgroup namespace on pure
+//!   cgroup v2 hosts (not for privileged containers), as containerd. A user namespace
+//!   (`userns_options` mode POD) is refused with a reason (`userns`).
 //! - **annotations**: the config's, then the `io.kubernetes.cri.*` ones containerd sets.
 //!
-//! Not done: built-in RuntimeDefault seccomp and AppArmor profiles (RuntimeDefault runs
-//! without a filter and unconfined), SELinux labels, user namespaces, CDI devices.
+//! Not done: a RuntimeDefault AppArmor profile of this runtime's own (it uses
+//! `docker-default` where that is loaded, else runs unconfined; hosts without AppArmor
+//! skip it), SELinux labels, user namespaces (see `userns` for why and what it takes),
+//! CDI devices.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -41,7 +47,7 @@ use std::sync::OnceLock;
 
 use cri_api::v1::{
     Capability, ContainerConfig, Device, KeyValue, LinuxContainerResources, LinuxContainerSecurityContext,
-    MountPropagation, PodSandboxConfig, SecurityProfile, security_profile::ProfileType,
+    MountPropagation, PodSandboxConfig,
 };
 
 use crate::container::user::{UserError, UserRequest, resolve_user};
@@ -270,6 +276,9 @@ pub enum SpecError {
         /// What is wrong.
         reason: String,
     },
+    /// A user namespace request that cannot be honoured.
+    #[error("user namespace: {0}")]
+    UserNamespace(String),
     /// `oom_score_adj` outside the kernel's range.
     #[error("oom_score_adj {0} is out of range -1000..=1000")]
     OomScoreAdj(i64),
@@ -436,6 +445,11 @@ struct HostFacts {
     oom_score_adj: Option<i64>,
     /// `/proc/sys/kernel/cap_last_cap`.
     cap_last_cap: Option<usize>,
+    /// The kernel enforces AppArmor profiles.
+    apparmor: bool,
+    /// The runtime's own capability bounding set (`CapBnd`): a container cannot get a
+    /// capability the runtime lacks.
+    bounding: Option<u64>,
 }
 
 /// What the host's cgroups can do.
@@ -455,6 +469,11 @@ impl HostFacts {
             cgroups: *HostFacts::cgroups(),
             oom_score_adj: read_trimmed("/proc/self/oom_score_adj").and_then(|value| value.parse().ok()),
             cap_last_cap: read_trimmed("/proc/sys/kernel/cap_last_cap").and_then(|value| value.parse().ok()),
+            apparmor: security::apparmor_enabled(),
+            bounding: read_trimmed("/proc/self/status").and_then(|status| {
+                let line = status.lines().find_map(|line| line.strip_prefix("CapBnd:"))?;
+                u64::from_str_radix(line.trim(), 16).ok()
+            }),
         }
     }
 
@@ -493,10 +512,16 @@ impl HostFacts {
         })
     }
 
-    /// Every capability this kernel has.
+    /// Every capability this kernel has and the runtime holds (`ALL`, privileged).
     fn all_capabilities(&self) -> Vec<String> {
         let count = self.cap_last_cap.map_or(ALL_CAPABILITIES.len(), |last| last + 1);
-        ALL_CAPABILITIES.iter().take(count).map(|cap| cap.to_string()).collect()
+        ALL_CAPABILITIES
+            .iter()
+            .take(count)
+            .enumerate()
+            .filter(|(number, _)| self.bounding.is_none_or(|set| set >> number & 1 == 1))
+            .map(|(_, cap)| cap.to_string())
+            .collect()
     }
 }
 
@@ -522,6 +547,7 @@ fn build_spec_with(inputs: &SpecInputs<'_>, facts: &HostFacts) -> Result<Spec, S
     if privileged && !sandbox_privileged {
         return Err(SpecError::PrivilegedInUnprivilegedSandbox);
     }
+    userns::check_supported(config, inputs.sandbox)?;
     let hostname = if inputs.hostname.is_empty() {
         read_trimmed("/proc/sys/kernel/hostname").unwrap_or_default()
     } else {
@@ -545,7 +571,12 @@ fn build_spec_with(inputs: &SpecInputs<'_>, facts: &HostFacts) -> Result<Spec, S
             paths_or_default(&sc.readonly_paths, DEFAULT_READONLY_PATHS),
         )
     };
-    let seccomp = if privileged { None } else { seccomp_profile(sc)? };
+    let seccomp = if privileged {
+        None
+    } else {
+        let bounding = process.capabilities.as_ref().map_or(&[][..], |caps| &caps.bounding[..]);
+        security::seccomp_profile(sc, bounding)?
+    };
     let sysctl = inputs
         .sandbox
         .linux
@@ -629,7 +660,11 @@ fn container_process(
         capabilities: Some(capability_sets(capabilities)),
         rlimits: Vec::new(),
         no_new_privileges: sc.no_new_privs,
-        apparmor_profile: if sc.privileged { None } else { apparmor_profile(sc)? },
+        apparmor_profile: if sc.privileged {
+            None
+        } else {
+            security::apparmor_profile(sc, facts.apparmor)?
+        },
         oom_score_adj,
         selinux_label: None,
     })
@@ -1148,88 +1183,6 @@ fn resources_with(r: &LinuxContainerResources, cgroups: &CgroupFacts) -> LinuxRe
     }
 }
 
-/// The security profile a context asks for: the structured field, else the deprecated
-/// string (`runtime/default`, `docker/default`, `unconfined`, `localhost/<ref>`).
-fn requested_profile(
-    kind: &'static str,
-    profile: Option<&SecurityProfile>,
-    deprecated: &str,
-) -> Result<Option<(ProfileType, String)>, SpecError> {
-    let invalid = |reason: String| SpecError::SecurityProfile { kind, reason };
-    if let Some(profile) = profile {
-        let profile_type = ProfileType::try_from(profile.profile_type)
-            .map_err(|_| invalid(format!("unknown profile type {}", profile.profile_type)))?;
-        if profile_type != ProfileType::Localhost && !profile.localhost_ref.is_empty() {
-            return Err(invalid(
-                "localhost_ref is set but the profile type is not Localhost".to_string(),
-            ));
-        }
-        return Ok(Some((profile_type, profile.localhost_ref.clone())));
-    }
-    Ok(match deprecated {
-        "" => None,
-        "runtime/default" | "docker/default" => Some((ProfileType::RuntimeDefault, String::new())),
-        "unconfined" => Some((ProfileType::Unconfined, String::new())),
-        other => match other.strip_prefix("localhost/") {
-            Some(reference) => Some((ProfileType::Localhost, reference.to_string())),
-            None => {
-                return Err(invalid(format!(
-                    "{other:?} is not runtime/default, unconfined or localhost/<name>"
-                )));
-            }
-        },
-    })
-}
-
-/// A Localhost seccomp profile: the JSON file the kubelet names (an OCI `LinuxSeccomp`
-/// object, as containerd reads it). RuntimeDefault and Unconfined run without a filter.
-fn seccomp_profile(sc: &LinuxContainerSecurityContext) -> Result<Option<serde_json::Value>, SpecError> {
-    #[allow(deprecated)]
-    let deprecated = sc.seccomp_profile_path.as_str();
-    let Some((ProfileType::Localhost, reference)) = requested_profile("seccomp", sc.seccomp.as_ref(), deprecated)?
-    else {
-        return Ok(None);
-    };
-    let path = reference.strip_prefix("localhost/").unwrap_or(&reference);
-    if !path.starts_with('/') {
-        return Err(SpecError::RelativePath {
-            what: "seccomp profile",
-            path: path.to_string(),
-        });
-    }
-    let text = fs::read(path).map_err(|err| host_path_error(path, err))?;
-    let value: serde_json::Value = serde_json::from_slice(&text).map_err(|err| SpecError::SecurityProfile {
-        kind: "seccomp",
-        reason: format!("{path}: {err}"),
-    })?;
-    if !value.is_object() {
-        return Err(SpecError::SecurityProfile {
-            kind: "seccomp",
-            reason: format!("{path}: not a JSON object"),
-        });
-    }
-    Ok(Some(value))
-}
-
-/// A Localhost AppArmor profile's name (it must be loaded on the host); RuntimeDefault
-/// and Unconfined run unconfined.
-fn apparmor_profile(sc: &LinuxContainerSecurityContext) -> Result<Option<String>, SpecError> {
-    #[allow(deprecated)]
-    let deprecated = sc.apparmor_profile.as_str();
-    let Some((ProfileType::Localhost, reference)) = requested_profile("apparmor", sc.apparmor.as_ref(), deprecated)?
-    else {
-        return Ok(None);
-    };
-    let name = reference.strip_prefix("localhost/").unwrap_or(&reference);
-    if name.is_empty() {
-        return Err(SpecError::SecurityProfile {
-            kind: "apparmor",
-            reason: "empty Localhost profile name".to_string(),
-        });
-    }
-    Ok(Some(name.to_string()))
-}
-
 /// The config's annotations, then the `io.kubernetes.cri.*` ones (which win).
 fn annotations(inputs: &SpecInputs<'_>) -> BTreeMap<String, String> {
     let config = inputs.config;
@@ -1250,6 +1203,10 @@ fn annotations(inputs: &SpecInputs<'_>) -> BTreeMap<String, String> {
     }
     annotations
 }
+
+pub mod seccomp;
+mod security;
+mod userns;
 
 #[cfg(test)]
 mod tests;

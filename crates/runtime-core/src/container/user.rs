@@ -9,8 +9,9 @@
 //! 3. root.
 //!
 //! A numeric uid needs no passwd entry (its gid is then 0 unless one is given); a name
-//! must be found. The additional gids are the groups of `/etc/group` that list the user's
-//! name, plus the security context's `supplemental_groups`, sorted and without duplicates.
+//! must be found. The additional gids are the primary gid, the groups of `/etc/group` that
+//! list the user's name, and the security context's `supplemental_groups`, sorted and
+//! without duplicates.
 //!
 //! The files are read inside the rootfs: `openat2(RESOLVE_IN_ROOT)` resolves symbolic
 //! links (`/etc/passwd -> /usr/lib/passwd`, or `-> /../../host/etc/passwd`) as if the rootfs
@@ -142,7 +143,9 @@ pub fn resolve_user(rootfs: &Path, request: &UserRequest<'_>) -> Result<User, Us
         },
     };
 
-    let mut additional = BTreeSet::new();
+    // The primary group is listed too, as containerd does: `id` in a Kubernetes pod shows
+    // `groups=<gid>,<supplemental...>`.
+    let mut additional = BTreeSet::from([gid]);
     if let Some(name) = &name {
         for entry in db.group()? {
             if entry.members.iter().any(|member| member == name) {
@@ -649,9 +652,14 @@ mod tests {
             let got = resolve_user(rootfs.path(), &case.request);
             match (got, case.want) {
                 (Ok(user), Ok((uid, gid, additional))) => {
+                    // The primary gid is always among the additional ones.
+                    let mut want: Vec<u32> = additional.to_vec();
+                    want.push(gid);
+                    want.sort_unstable();
+                    want.dedup();
                     assert_eq!(
-                        (user.uid, user.gid, user.additional_gids.as_slice()),
-                        (uid, gid, additional),
+                        (user.uid, user.gid, user.additional_gids),
+                        (uid, gid, want),
                         "{}",
                         case.desc
                     );
@@ -674,7 +682,7 @@ mod tests {
             ..req()
         };
         let user = resolve_user(rootfs.path(), &numeric).expect("numeric user");
-        assert_eq!((user.uid, user.gid, user.additional_gids), (1234, 0, vec![5]));
+        assert_eq!((user.uid, user.gid, user.additional_gids), (1234, 0, vec![0, 5]));
         let named = UserRequest {
             image_user: Some("alice"),
             ..req()

@@ -24,6 +24,7 @@
 //! | [`MONITOR_LOG`]        | monitor    | its own errors (its stderr)                       |
 //! | [`CONTROL_SOCKET`]     | monitor    | unix stream socket for requests, while it runs    |
 //! | [`CONSOLE_SOCKET`]     | monitor    | for a terminal: where runc sends the pty master   |
+//! | [`ATTACH_SOCKET`]      | monitor    | unix stream socket for attach clients ([`attach`])|
 //! | [`EXIT_FILE`]          | monitor    | the [`ExitRecord`] (temporary file + rename)      |
 //!
 //! 1. **Creation report.** The monitor runs `runc create` and writes one report to its
@@ -36,8 +37,13 @@
 //!    monitor opens its log path again (after the kubelet renamed the file to rotate it),
 //!    and answers once output goes to the new file. Socket paths longer than a socket
 //!    address holds are reached through `/proc/self/fd/<dir fd>/`.
-//! 3. **Exit.** When the container's init has exited, the monitor reads what is left in
-//!    the pipes, writes [`EXIT_FILE`], removes [`CONTROL_SOCKET`] and exits.
+//! 3. **Attach.** A client connects to [`ATTACH_SOCKET`] (see [`connect_attach`]) and
+//!    exchanges frames ([`attach`] has the table): it receives the container's output,
+//!    stdout and stderr apart, from then on, and may send stdin (if the container was
+//!    created with stdin), close it (`stdin_once`) and resize the terminal.
+//! 4. **Exit.** When the container's init has exited, the monitor reads what is left in
+//!    the pipes, writes [`EXIT_FILE`], removes [`ATTACH_SOCKET`] (closing every attach
+//!    connection) and [`CONTROL_SOCKET`], and exits.
 //!
 //! The monitor is a child subreaper: once `runc create` has exited, the container's init
 //! is its child, so it learns the exit status with `waitpid` (a thread blocked in it), and
@@ -45,11 +51,11 @@
 //!
 //! # Not yet
 //!
-//! - stdin is kept open (the write end stays in the monitor) but nothing writes to it:
-//!   attach is a later issue, as is resizing a terminal;
 //! - OOM detection is best effort (see [`oom`]).
 
 pub mod args;
+pub mod attach;
+pub mod console;
 pub mod cri_log;
 pub mod exit;
 pub mod oom;
@@ -76,6 +82,8 @@ pub const CONTAINER_PID_FILE: &str = "container.pid";
 pub const EXIT_FILE: &str = "exit.json";
 /// The control socket.
 pub const CONTROL_SOCKET: &str = "ctl.sock";
+/// The attach socket (see [`attach`]).
+pub const ATTACH_SOCKET: &str = "attach.sock";
 /// The socket runc sends a terminal's master to (`runc create --console-socket`).
 pub const CONSOLE_SOCKET: &str = "console.sock";
 /// runc's log (`runc --log ... --log-format json`) for the runc commands the monitor runs.
@@ -400,15 +408,26 @@ fn request(state_dir: &Path, request: &str) -> Result<String, MonitorError> {
     Ok(String::from_utf8_lossy(line).trim().to_owned())
 }
 
-/// Connects to the control socket, through `/proc/self/fd` if its path is too long for a
-/// socket address (container ids alone are 64 characters).
+/// Connects to the control socket.
 fn connect_control(state_dir: &Path) -> io::Result<UnixStream> {
-    let direct = state_dir.join(CONTROL_SOCKET);
+    connect_socket(state_dir, CONTROL_SOCKET)
+}
+
+/// Connects to the monitor's attach socket (blocking; a local connect). Fails with
+/// `NotFound` or `ConnectionRefused` once the container has exited.
+pub fn connect_attach(state_dir: &Path) -> io::Result<UnixStream> {
+    connect_socket(state_dir, ATTACH_SOCKET)
+}
+
+/// Connects to socket `name` of a state directory, through `/proc/self/fd` if its path is
+/// too long for a socket address (container ids alone are 64 characters).
+fn connect_socket(state_dir: &Path, name: &str) -> io::Result<UnixStream> {
+    let direct = state_dir.join(name);
     if direct.as_os_str().len() <= MAX_SOCKET_PATH {
         return UnixStream::connect(direct);
     }
     let dir = File::open(state_dir)?;
-    UnixStream::connect(format!("/proc/self/fd/{}/{CONTROL_SOCKET}", dir.as_raw_fd()))
+    UnixStream::connect(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()))
 }
 
 #[cfg(test)]

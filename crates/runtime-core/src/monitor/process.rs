@@ -17,8 +17,7 @@
 //!    [`EXIT_FILE`], and exits.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, IoSliceMut, Read, Write};
-use std::mem::MaybeUninit;
+use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -29,16 +28,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::WaitOptions;
 
+use super::attach::{self, AttachServer, Watch};
+use super::console::receive_console;
 use super::cri_log::{LineSplitter, Stream};
 use super::exit::{ExitRecord, write_atomically};
 use super::oom::OomCounter;
 use super::{
-    CONSOLE_SOCKET, CONTAINER_PID_FILE, CONTROL_SOCKET, EXIT_FILE, MONITOR_PID_FILE, MonitorConfig, REPORT_CREATED,
-    REPORT_ERROR, REQUEST_REOPEN, RESPONSE_ERROR, RESPONSE_OK, RUNC_LOG,
+    ATTACH_SOCKET, CONSOLE_SOCKET, CONTAINER_PID_FILE, CONTROL_SOCKET, EXIT_FILE, MONITOR_PID_FILE, MonitorConfig,
+    REPORT_CREATED, REPORT_ERROR, REQUEST_REOPEN, RESPONSE_ERROR, RESPONSE_OK, RUNC_LOG,
 };
 use crate::oci::runc::Runc;
 
@@ -81,7 +81,7 @@ pub fn main() -> ExitCode {
         Ok(monitor) => monitor,
         Err(err) => {
             report(&format!("{REPORT_ERROR} {err}\n"));
-            for socket in [CONTROL_SOCKET, CONSOLE_SOCKET] {
+            for socket in [CONTROL_SOCKET, CONSOLE_SOCKET, ATTACH_SOCKET] {
                 let _ = fs::remove_file(state_dir.join(socket));
             }
             return ExitCode::FAILURE;
@@ -124,9 +124,9 @@ struct Monitor {
     /// Set after a failed log write, so a full disk is reported once, not per line.
     log_failing: bool,
     control: UnixListener,
-    /// The write end of the container's stdin (or the terminal master), kept open so
-    /// the container does not see end of file; for attach.
-    _stdin: Option<OwnedFd>,
+    /// Attach clients, and the container's stdin (or terminal master), kept open so the
+    /// container does not see end of file.
+    attach: AttachServer,
     oom: Option<OomCounter>,
     /// How the init ended, once reaped.
     exit: Option<InitExit>,
@@ -174,7 +174,13 @@ impl Monitor {
             .map_err(context(format_args!("creating {}", config.state_dir.display())))?;
         std::env::set_current_dir(&config.state_dir)
             .map_err(context(format_args!("entering {}", config.state_dir.display())))?;
-        for stale in [EXIT_FILE, CONTROL_SOCKET, CONSOLE_SOCKET, CONTAINER_PID_FILE] {
+        for stale in [
+            EXIT_FILE,
+            CONTROL_SOCKET,
+            CONSOLE_SOCKET,
+            ATTACH_SOCKET,
+            CONTAINER_PID_FILE,
+        ] {
             match fs::remove_file(stale) {
                 Err(err) if err.kind() != io::ErrorKind::NotFound => {
                     return Err(CreateError(format!("removing stale {stale}: {err}")));
@@ -198,6 +204,7 @@ impl Monitor {
         control
             .set_nonblocking(true)
             .map_err(context("configuring the control socket"))?;
+        let attach = UnixListener::bind(ATTACH_SOCKET).map_err(context("binding the attach socket"))?;
 
         let stdio = ContainerStdio::new(&config)?;
         let pid_file = config.state_dir.join(CONTAINER_PID_FILE);
@@ -236,11 +243,17 @@ impl Monitor {
                     fd: reader,
                     splitter: LineSplitter::new(Stream::Stdout, config.log_max_line),
                 };
-                return Monitor::new(config, init_pid, [Some(output), None], log, control, Some(master));
+                let stdin = match config.stdin {
+                    true => Some(master.try_clone().map_err(context("duplicating the terminal"))?),
+                    false => None,
+                };
+                let attach = AttachServer::new(attach, stdin, Some(master)).map_err(context("serving attach"))?;
+                return Monitor::new(config, init_pid, [Some(output), None], log, control, attach);
             }
             None => readers.outputs,
         };
-        Monitor::new(config, init_pid, outputs, log, control, readers.stdin_writer)
+        let attach = AttachServer::new(attach, readers.stdin_writer, None).map_err(context("serving attach"))?;
+        Monitor::new(config, init_pid, outputs, log, control, attach)
     }
 
     fn new(
@@ -249,7 +262,7 @@ impl Monitor {
         outputs: [Option<Output>; 2],
         log: Option<File>,
         control: UnixListener,
-        stdin: Option<OwnedFd>,
+        attach: AttachServer,
     ) -> Result<Monitor, CreateError> {
         let (reaped, init_exit) = spawn_reaper(init_pid).map_err(context("starting the reaper thread"))?;
         Ok(Monitor {
@@ -262,7 +275,7 @@ impl Monitor {
             log,
             log_failing: false,
             control,
-            _stdin: stdin,
+            attach,
             exit: None,
             buf: Vec::new(),
             records: Vec::new(),
@@ -322,34 +335,46 @@ impl Monitor {
         if let Err(err) = write_atomically(Path::new(EXIT_FILE), record.to_json().as_bytes()) {
             eprintln!("runtime-core-monitor: {}: writing {EXIT_FILE}: {err}", self.config.id);
         }
+        let _ = fs::remove_file(ATTACH_SOCKET);
+        self.attach.close();
         let _ = fs::remove_file(CONTROL_SOCKET);
     }
 
-    /// One `poll` round: reads the streams that have data, answers a control request.
-    /// Returns true if the reaper thread says the init has exited.
+    /// One `poll` round: reads the streams that have data, answers a control request,
+    /// serves attach clients. Returns true if the reaper thread says the init has exited.
     fn wait_for_events(&mut self) -> bool {
-        const STREAMS: usize = 2;
-        const CONTROL: usize = 2;
-        const INIT: usize = 3;
-        let mut ready = [false; 4];
+        /// What each polled descriptor is.
+        enum Slot {
+            Output(usize),
+            Control,
+            Init,
+            Attach(Watch),
+        }
+        let mut ready = Vec::new();
         {
-            let mut fds = Vec::with_capacity(4);
-            let mut slots = Vec::with_capacity(4);
+            let mut fds = Vec::with_capacity(8);
+            let mut slots = Vec::with_capacity(8);
             for (index, output) in self.outputs.iter().enumerate() {
                 if let Some(output) = output {
                     fds.push(PollFd::new(&output.fd, PollFlags::IN));
-                    slots.push(index);
+                    slots.push(Slot::Output(index));
                 }
             }
             fds.push(PollFd::new(&self.control, PollFlags::IN));
-            slots.push(CONTROL);
+            slots.push(Slot::Control);
             fds.push(PollFd::new(&self.reaped, PollFlags::IN));
-            slots.push(INIT);
+            slots.push(Slot::Init);
+            for (fd, flags, watch) in self.attach.watches() {
+                fds.push(PollFd::from_borrowed_fd(fd, flags));
+                slots.push(Slot::Attach(watch));
+            }
             // No timeout: every event has a descriptor, children included (the reaper).
             match poll(&mut fds, None) {
                 Ok(_) => {
                     for (fd, slot) in fds.iter().zip(slots) {
-                        ready[slot] = !fd.revents().is_empty();
+                        if !fd.revents().is_empty() {
+                            ready.push((slot, fd.revents()));
+                        }
                     }
                 }
                 Err(Errno::INTR) => {}
@@ -359,13 +384,22 @@ impl Monitor {
                 }
             }
         }
-        for (index, _) in ready[..STREAMS].iter().enumerate().filter(|(_, ready)| **ready) {
-            self.read_output(index);
+        let mut init_exited = false;
+        let mut attach_events = Vec::new();
+        for (slot, events) in ready {
+            match slot {
+                Slot::Output(index) => {
+                    self.read_output(index);
+                }
+                Slot::Control => self.accept_control(),
+                Slot::Init => init_exited = true,
+                Slot::Attach(watch) => attach_events.push((watch, events)),
+            }
         }
-        if ready[CONTROL] {
-            self.accept_control();
+        if !attach_events.is_empty() {
+            self.attach.handle(attach_events);
         }
-        ready[INIT]
+        init_exited
     }
 
     /// Reads once from stream `index` into the log. Returns the bytes read (0 at end of
@@ -391,6 +425,8 @@ impl Monitor {
                 output
                     .splitter
                     .feed(&self.buf[..read], SystemTime::now(), &mut self.records);
+                let channel = if index == 0 { attach::STDOUT } else { attach::STDERR };
+                self.attach.broadcast(channel, &self.buf[..read]);
                 self.write_records();
                 Some(read)
             }
@@ -503,32 +539,6 @@ fn console_socket_address(state_dir: &Path) -> PathBuf {
     } else {
         PathBuf::from(format!("/proc/{}/cwd", std::process::id())).join(CONSOLE_SOCKET)
     }
-}
-
-/// Accepts runc's connection on the console socket and takes the pty master it sends
-/// (`SCM_RIGHTS`). runc has exited by now, so its message waits in the socket.
-fn receive_console(listener: &UnixListener) -> io::Result<OwnedFd> {
-    listener.set_nonblocking(true)?;
-    let (stream, _) = listener.accept()?;
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    // runc sends the terminal's name along with the descriptor.
-    let mut name = [0u8; 4096];
-    recvmsg(
-        &stream,
-        &mut [IoSliceMut::new(&mut name)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )?;
-    let mut master = None;
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(fds) = message {
-            for fd in fds {
-                master.get_or_insert(fd);
-            }
-        }
-    }
-    master.ok_or_else(|| io::Error::other("runc sent no file descriptor"))
 }
 
 /// The container's standard streams before `runc create` takes its ends.

@@ -325,11 +325,7 @@ impl Runc {
                 binary: self.binary.clone(),
                 source,
             })?;
-        let mut guard = ExecGuard {
-            runc_pid: child.id(),
-            pid_file: files.pid.clone(),
-            armed: true,
-        };
+        let mut guard = ExecGuard::new(child.id(), files.pid.clone());
         let stdout = OutputReader::spawn(child.stdout.take());
         let stderr = OutputReader::spawn(child.stderr.take());
 
@@ -368,6 +364,39 @@ impl Runc {
             stderr,
             exit_code: exit_code(status),
         })
+    }
+
+    /// The arguments (without the program) of `runc exec` for a streaming session of `cmd`
+    /// in container `id`: the process's host pid goes to `files.pid` (so it can be killed
+    /// when the session ends early), runc's log to `files.log`. With `tty`, runc detaches
+    /// and sends the terminal's master to `console_socket` (runc hands a terminal over
+    /// only when it detaches); otherwise the process gets runc's stdio and runc waits for
+    /// it, exiting with its exit code.
+    pub fn exec_args(
+        &self,
+        id: &str,
+        cmd: &[String],
+        files: &ExecFiles,
+        console_socket: Option<&Path>,
+    ) -> Vec<OsString> {
+        let mut args = self.global_args(Some(&files.log));
+        args.push("exec".into());
+        if let Some(socket) = console_socket {
+            args.extend([
+                "--tty".into(),
+                "--detach".into(),
+                "--console-socket".into(),
+                socket.into(),
+            ]);
+        }
+        args.extend(["--pid-file".into(), files.pid.clone().into(), id.into()]);
+        args.extend(cmd.iter().map(OsString::from));
+        args
+    }
+
+    /// Fresh pid and log file names for one `runc exec` (see [`Runc::exec_args`]).
+    pub fn exec_files(&self) -> Result<ExecFiles, RuncError> {
+        ExecFiles::create(&self.exec_dir)
     }
 
     /// `--root ROOT --log-format json [--log FILE]`.
@@ -490,10 +519,13 @@ fn is_not_running(message: &str) -> bool {
     .any(|phrase| message.contains(phrase))
 }
 
-/// The pid and log files of one [`Runc::exec`], removed on drop.
-struct ExecFiles {
-    pid: PathBuf,
-    log: PathBuf,
+/// The pid and log files of one `runc exec`, removed on drop.
+#[derive(Debug)]
+pub struct ExecFiles {
+    /// Where runc writes the exec'd process's pid.
+    pub pid: PathBuf,
+    /// runc's JSON log.
+    pub log: PathBuf,
 }
 
 impl ExecFiles {
@@ -525,15 +557,31 @@ impl Drop for ExecFiles {
 /// Kills what an exec started unless disarmed: on a timeout, and when the exec future is
 /// dropped half-way (tokio's `kill_on_drop` only kills runc, not the process in the
 /// container).
-struct ExecGuard {
+#[derive(Debug)]
+pub struct ExecGuard {
     runc_pid: Option<u32>,
     pid_file: PathBuf,
     armed: bool,
 }
 
 impl ExecGuard {
+    /// Guards the exec whose runc process is `runc_pid` (if it still runs) and whose
+    /// process's pid runc writes to `pid_file`.
+    pub fn new(runc_pid: Option<u32>, pid_file: PathBuf) -> ExecGuard {
+        ExecGuard {
+            runc_pid,
+            pid_file,
+            armed: true,
+        }
+    }
+
+    /// Leaves the processes alone when the guard is dropped: the exec ended by itself.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+
     /// Stops, then kills, runc exec, the exec'd process and all their descendants.
-    fn kill_now(&mut self) {
+    pub fn kill_now(&mut self) {
         self.armed = false;
         let exec_pid = std::fs::read_to_string(&self.pid_file)
             .ok()
@@ -598,7 +646,7 @@ fn process_parents() -> HashMap<u32, u32> {
 
 /// The parent pid in a `/proc/<pid>/stat` line: the second field after the command
 /// name, which is in parentheses and may itself hold spaces and parentheses.
-fn parse_stat_ppid(stat: &str) -> Option<u32> {
+pub(crate) fn parse_stat_ppid(stat: &str) -> Option<u32> {
     let (_, after_name) = stat.rsplit_once(')')?;
     after_name.split_whitespace().nth(1)?.parse().ok()
 }
@@ -715,6 +763,49 @@ mod tests {
         assert_eq!(plain.first().and_then(|a| a.to_str()), Some("--root"));
         assert_eq!(plain.last().and_then(|a| a.to_str()), Some("c2"));
         assert!(!plain.iter().any(|a| a == "--console-socket" || a == "--log"));
+    }
+
+    #[test]
+    fn streaming_exec_detaches_only_with_a_terminal() {
+        let runc = Runc::new("runc", "/r");
+        let files = ExecFiles {
+            pid: "/x/e.pid".into(),
+            log: "/x/e.log".into(),
+        };
+        let cmd = ["sh".to_owned(), "-c".to_owned(), "true".to_owned()];
+        let plain = runc.exec_args("c1", &cmd, &files, None);
+        let plain: Vec<&str> = plain.iter().filter_map(|a| a.to_str()).collect();
+        assert_eq!(
+            plain,
+            [
+                "--root",
+                "/r",
+                "--log",
+                "/x/e.log",
+                "--log-format",
+                "json",
+                "exec",
+                "--pid-file",
+                "/x/e.pid",
+                "c1",
+                "sh",
+                "-c",
+                "true"
+            ]
+        );
+        let tty = runc.exec_args("c1", &cmd, &files, Some(Path::new("/x/e.sock")));
+        let tty: Vec<&str> = tty.iter().filter_map(|a| a.to_str()).collect();
+        assert_eq!(
+            tty[6..12],
+            [
+                "exec",
+                "--tty",
+                "--detach",
+                "--console-socket",
+                "/x/e.sock",
+                "--pid-file"
+            ]
+        );
     }
 
     #[test]

@@ -20,12 +20,10 @@ where
 {
     let netns: PathBuf = netns.to_owned();
     let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("netns".into())
-        .spawn(move || {
-            let outcome = join(&netns).and_then(|()| work());
-            let _ = done.send(outcome);
-        })?;
+    std::thread::Builder::new().name("netns".into()).spawn(move || {
+        let outcome = join(&netns).and_then(|()| work());
+        let _ = done.send(outcome);
+    })?;
     result
         .await
         .unwrap_or_else(|_| Err(io::Error::other("the network namespace thread panicked")))

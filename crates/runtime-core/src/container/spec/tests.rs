@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use cri_api::v1::{
-    Capability, ContainerMetadata, HugepageLimit, ImageSpec, LinuxContainerConfig, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, Mount as CriMount, PodSandboxMetadata,
+    Capability, ContainerMetadata, HugepageLimit, IdMapping, ImageSpec, LinuxContainerConfig, LinuxPodSandboxConfig,
+    LinuxSandboxSecurityContext, Mount as CriMount, NamespaceOption, PodSandboxMetadata, SecurityProfile,
+    UserNamespace, security_profile::ProfileType,
 };
 
 use super::*;
@@ -23,6 +24,8 @@ fn facts() -> HostFacts {
         },
         oom_score_adj: Some(0),
         cap_last_cap: Some(40),
+        apparmor: true,
+        bounding: None,
     }
 }
 
@@ -379,7 +382,7 @@ fn process_settings_come_from_the_config() {
     assert!(process.no_new_privileges);
     assert_eq!(
         (process.user.uid, process.user.gid, process.user.additional_gids.clone()),
-        (65532, 65532, vec![10, 3000])
+        (65532, 65532, vec![10, 3000, 65532])
     );
     let root = spec.root.as_ref().expect("root");
     assert!(root.readonly);
@@ -1294,6 +1297,13 @@ fn security_profiles() {
         assert!(linux(&fixture.spec()).seccomp.is_some());
         let mut fixture = Fixture::new();
         fixture.sc().seccomp_profile_path = "runtime/default".into();
+        let builtin = linux(&fixture.spec()).seccomp.clone().expect("runtime/default");
+        assert_eq!(builtin["defaultAction"], "SCMP_ACT_ERRNO");
+        let mut fixture = Fixture::new();
+        fixture.sc().seccomp_profile_path = "docker/default".into();
+        assert_eq!(linux(&fixture.spec()).seccomp, Some(builtin));
+        let mut fixture = Fixture::new();
+        fixture.sc().seccomp_profile_path = "unconfined".into();
         assert!(linux(&fixture.spec()).seccomp.is_none());
         let mut fixture = Fixture::new();
         fixture.sc().seccomp_profile_path = "bogus".into();
@@ -1341,7 +1351,26 @@ fn security_profiles() {
         profile_type: ProfileType::RuntimeDefault as i32,
         localhost_ref: String::new(),
     });
+    assert_eq!(
+        process(&fixture.spec()).apparmor_profile,
+        None,
+        "docker-default is not loaded"
+    );
+
+    // Without AppArmor in the kernel: RuntimeDefault is skipped, Localhost refused.
+    let mut fixture = Fixture::new();
+    fixture.facts.apparmor = false;
+    fixture.sc().apparmor = Some(SecurityProfile {
+        profile_type: ProfileType::RuntimeDefault as i32,
+        localhost_ref: String::new(),
+    });
     assert_eq!(process(&fixture.spec()).apparmor_profile, None);
+    let mut fixture = Fixture::new();
+    fixture.facts.apparmor = false;
+    fixture.sc().apparmor = Some(localhost("k8s-nginx"));
+    let err = fixture.build().expect_err("no AppArmor");
+    assert!(err.is_invalid_argument(), "{err}");
+    assert!(err.to_string().contains("AppArmor is not enabled"), "{err}");
 }
 
 #[test]
@@ -1540,4 +1569,135 @@ fn run_busybox_with_runc() -> anyhow::Result<()> {
         "unexpected output {stdout:?}"
     );
     Ok(())
+}
+
+/// The names the rules of a seccomp profile allow (unconditionally or not).
+fn allowed_names(profile: &serde_json::Value) -> BTreeSet<String> {
+    profile["syscalls"]
+        .as_array()
+        .expect("syscalls")
+        .iter()
+        .filter(|rule| rule["action"] == "SCMP_ACT_ALLOW")
+        .flat_map(|rule| rule["names"].as_array().expect("names").iter())
+        .map(|name| name.as_str().expect("name").to_string())
+        .collect()
+}
+
+#[test]
+fn the_builtin_seccomp_profile_follows_the_capabilities() {
+    let defaults = strings(DEFAULT_CAPABILITIES);
+    let profile = seccomp::runtime_default(&defaults);
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(profile["defaultErrnoRet"], 1);
+    if std::env::consts::ARCH == "x86_64" {
+        assert_eq!(
+            profile["architectures"],
+            serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+        );
+    }
+    let allowed = allowed_names(&profile);
+    for name in ["read", "execve", "clone", "socket", "personality", "chroot", "setuid"] {
+        assert!(allowed.contains(name), "{name} is allowed");
+    }
+    for name in [
+        "mount", "unshare", "setns", "keyctl", "add_key", "reboot", "bpf", "clone3",
+    ] {
+        assert!(!allowed.contains(name), "{name} is denied");
+    }
+    let rules = profile["syscalls"].as_array().expect("syscalls");
+    let clone3 = rules.iter().find(|rule| rule["names"] == serde_json::json!(["clone3"]));
+    assert_eq!(
+        clone3.expect("clone3 rule")["errnoRet"],
+        38,
+        "clone3 falls back with ENOSYS"
+    );
+    let clone = rules.iter().find(|rule| rule["names"] == serde_json::json!(["clone"]));
+    assert_eq!(clone.expect("clone rule")["args"][0]["op"], "SCMP_CMP_MASKED_EQ");
+
+    let mut admin = defaults.clone();
+    admin.push("CAP_SYS_ADMIN".into());
+    let allowed = allowed_names(&seccomp::runtime_default(&admin));
+    for name in ["mount", "umount2", "unshare", "setns", "clone", "clone3"] {
+        assert!(allowed.contains(name), "{name} is allowed with CAP_SYS_ADMIN");
+    }
+    assert!(!allowed.contains("reboot"));
+
+    // The lists are sets, and a syscall is either for everyone or guarded.
+    let unique: BTreeSet<&str> = seccomp::ALLOWED.iter().copied().collect();
+    assert_eq!(unique.len(), seccomp::ALLOWED.len());
+    for (cap, names) in seccomp::BY_CAPABILITY {
+        assert!(ALL_CAPABILITIES.contains(cap), "{cap}");
+        for name in *names {
+            assert!(!unique.contains(name), "{name} is both allowed and guarded by {cap}");
+        }
+    }
+}
+
+#[test]
+fn the_builtin_seccomp_profile_is_applied_for_the_container_capabilities() {
+    let mut fixture = Fixture::new();
+    fixture.sc().seccomp = Some(SecurityProfile {
+        profile_type: ProfileType::RuntimeDefault as i32,
+        localhost_ref: String::new(),
+    });
+    fixture.sc().capabilities = Some(Capability {
+        add_capabilities: strings(&["SYS_ADMIN"]),
+        ..Capability::default()
+    });
+    let spec = fixture.spec();
+    let profile = linux(&spec).seccomp.as_ref().expect("a filter");
+    assert!(allowed_names(profile).contains("mount"));
+}
+
+fn userns(mode: cri_api::v1::NamespaceMode) -> Option<NamespaceOption> {
+    let ranges = vec![IdMapping {
+        host_id: 100_000,
+        container_id: 0,
+        length: 65_536,
+    }];
+    Some(NamespaceOption {
+        pid: cri_api::v1::NamespaceMode::Container as i32,
+        userns_options: Some(UserNamespace {
+            mode: mode as i32,
+            uids: ranges.clone(),
+            gids: ranges,
+        }),
+        ..NamespaceOption::default()
+    })
+}
+
+#[test]
+fn only_the_hosts_user_namespace_is_offered() {
+    use cri_api::v1::NamespaceMode as Cri;
+    let mut fixture = Fixture::new();
+    fixture
+        .linux()
+        .security_context
+        .get_or_insert_default()
+        .namespace_options = userns(Cri::Node);
+    let spec = fixture.spec();
+    assert!(linux(&spec).uid_mappings.is_empty());
+    assert!(linux(&spec).namespaces.iter().all(|ns| ns.kind != NamespaceType::User));
+
+    for mode in [Cri::Pod, Cri::Container, Cri::Target] {
+        // From the pod's options...
+        let mut fixture = Fixture::new();
+        fixture.sandbox.linux = Some(LinuxPodSandboxConfig {
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: userns(mode),
+                ..LinuxSandboxSecurityContext::default()
+            }),
+            ..LinuxPodSandboxConfig::default()
+        });
+        let err = fixture.build().expect_err("pod user namespace");
+        assert!(matches!(err, SpecError::UserNamespace(_)), "{mode:?}: {err}");
+        assert!(err.is_invalid_argument(), "{mode:?}");
+        // ...unless the container's say NODE.
+        fixture
+            .linux()
+            .security_context
+            .get_or_insert_default()
+            .namespace_options = userns(Cri::Node);
+        fixture.spec();
+    }
 }

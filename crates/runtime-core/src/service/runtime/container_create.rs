@@ -17,6 +17,16 @@ use crate::state::sandbox::{SandboxRecord, SandboxState};
 /// The cgroup parent of containers whose pod names none.
 const DEFAULT_CGROUP_PARENT: &str = "/runtime-core";
 
+/// The cgroup of container `id` of `sandbox` (cgroupfs driver): `<cgroup parent>/<id>`.
+pub(super) fn cgroups_path(sandbox: &SandboxRecord, id: &str) -> String {
+    let parent = if sandbox.cgroup_parent.is_empty() {
+        DEFAULT_CGROUP_PARENT
+    } else {
+        &sandbox.cgroup_parent
+    };
+    format!("{}/{}", parent.trim_end_matches('/'), id)
+}
+
 impl Pods {
     /// CreateContainer: reserves the container's name, mounts its rootfs (the image's
     /// layers under a fresh upper directory) and writes its OCI spec. Nothing runs yet: the
@@ -99,13 +109,27 @@ impl Pods {
     ) -> Result<(), Status> {
         let rootfs = Rootfs::in_bundle(&record.bundle);
         rootfs.mount(layers).map_err(|e| internal("mounting the rootfs", e))?;
-        let parent = if sandbox.cgroup_parent.is_empty() {
-            DEFAULT_CGROUP_PARENT
-        } else {
-            &sandbox.cgroup_parent
+        let cgroups_path = cgroups_path(sandbox, &record.id);
+        let target_pid = |target_id: &str| {
+            let target = self
+                .registry
+                .container(target_id)
+                .ok()
+                .filter(|target| target.sandbox_id == sandbox.id)
+                .ok_or_else(|| {
+                    Status::not_found(format!(
+                        "target container {target_id:?} of the PID namespace is not in sandbox {}",
+                        sandbox.id
+                    ))
+                })?;
+            match target.status.pid {
+                0 => Err(Status::failed_precondition(format!(
+                    "target container {target_id:?} of the PID namespace is not running"
+                ))),
+                pid => Ok(pid),
+            }
         };
-        let cgroups_path = format!("{}/{}", parent.trim_end_matches('/'), record.id);
-        let namespaces = container_namespaces(sandbox, &record.config);
+        let namespaces = container_namespaces(sandbox, &record.config, target_pid)?;
         let sandbox_files = SandboxFiles {
             resolv_conf: Some(sandbox.dir.join("resolv.conf")),
             hostname: Some(sandbox.dir.join("hostname")),
@@ -126,6 +150,8 @@ impl Pods {
         let spec = spec::build_spec(&inputs).map_err(|e| {
             if e.is_invalid_argument() {
                 Status::invalid_argument(e.to_string())
+            } else if e.is_not_found() {
+                Status::not_found(e.to_string())
             } else {
                 internal("building the OCI spec", e)
             }
@@ -138,8 +164,13 @@ impl Pods {
 /// The namespaces a container of `sandbox` joins: the pod's pinned network, IPC and UTS
 /// namespaces unless the pod uses the host's; the pod's shared PID namespace when both the
 /// pod and the container ask for POD (the kubelet's `shareProcessNamespace`), the host's
-/// when either asks for NODE, and a PID namespace of its own otherwise.
-fn container_namespaces(sandbox: &SandboxRecord, config: &cri_api::v1::ContainerConfig) -> Namespaces {
+/// when either asks for NODE, the running container `target_id` names for TARGET (its pid
+/// from `target_pid`), and a PID namespace of its own otherwise.
+fn container_namespaces(
+    sandbox: &SandboxRecord,
+    config: &cri_api::v1::ContainerConfig,
+    target_pid: impl Fn(&str) -> Result<u32, Status>,
+) -> Result<Namespaces, Status> {
     let join = |path: &Option<PathBuf>| path.clone().map_or(Mode::New, Mode::Join);
     let pod = &sandbox.config;
     let network = match &sandbox.netns {
@@ -156,20 +187,27 @@ fn container_namespaces(sandbox: &SandboxRecord, config: &cri_api::v1::Container
     } else {
         join(&sandbox.uts_ns)
     };
-    let container_pid = config
+    let options = config
         .linux
         .as_ref()
         .and_then(|l| l.security_context.as_ref())
-        .and_then(|s| s.namespace_options.as_ref())
-        .and_then(|o| NamespaceMode::try_from(o.pid).ok());
+        .and_then(|s| s.namespace_options.as_ref());
+    let container_pid = options.and_then(|o| NamespaceMode::try_from(o.pid).ok());
     let pod_pid = namespace_mode(pod, |o| o.pid);
     let pid = match container_pid.unwrap_or(NamespaceMode::Pod) {
         NamespaceMode::Node => Mode::Host,
+        NamespaceMode::Target => {
+            let target_id = options.map(|o| o.target_id.as_str()).unwrap_or_default();
+            if target_id.is_empty() {
+                return Err(Status::invalid_argument("PID namespace mode TARGET needs a target_id"));
+            }
+            Mode::Join(PathBuf::from(format!("/proc/{}/ns/pid", target_pid(target_id)?)))
+        }
         _ if pod_pid == NamespaceMode::Node => Mode::Host,
         NamespaceMode::Pod if pod_pid == NamespaceMode::Pod => sandbox
             .pid_holder
             .map_or(Mode::New, |holder| Mode::Join(pid_holder::namespace_path(holder))),
         _ => Mode::New,
     };
-    Namespaces { network, ipc, uts, pid }
+    Ok(Namespaces { network, ipc, uts, pid })
 }

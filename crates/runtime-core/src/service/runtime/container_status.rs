@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use cri_api::v1::{ContainerStatus, ContainerStatusRequest, ContainerStatusResponse, ImageSpec};
+use cri_api::v1::{ContainerResources, ContainerStatus, ContainerStatusRequest, ContainerStatusResponse, ImageSpec};
 use tonic::Status;
 
 use super::Pods;
@@ -62,6 +62,15 @@ pub(super) fn to_cri(container: &ContainerRecord) -> ContainerStatus {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
+        // What CreateContainer or the last UpdateContainerResources applied.
+        resources: config
+            .linux
+            .as_ref()
+            .and_then(|linux| linux.resources.clone())
+            .map(|linux| ContainerResources {
+                linux: Some(linux),
+                windows: None,
+            }),
         ..Default::default()
     }
 }

@@ -4,19 +4,25 @@
 //! One file per RPC (or small group), each opening with the method it implements, the way
 //! containerd's CRI server is laid out; this file holds what they share.
 
+mod attach;
 mod container_create;
 mod container_exec;
 mod container_list;
 mod container_log;
 mod container_remove;
 mod container_start;
+mod container_stats;
 mod container_status;
 mod container_stop;
 mod container_update;
+mod exec;
+mod metrics;
+mod port_forward;
 mod reconcile;
 mod sandbox_list;
 mod sandbox_remove;
 mod sandbox_run;
+mod sandbox_stats;
 mod sandbox_status;
 mod sandbox_stop;
 mod version;
@@ -38,6 +44,7 @@ use crate::oci::runc::Runc;
 use crate::sandbox::cni::Cni;
 use crate::state::{Registry, StateError};
 
+pub use exec::StreamingServer;
 pub use version::{RUNTIME_API_VERSION, RUNTIME_NAME};
 
 /// Where the runtime keeps sandbox and container files.
@@ -64,6 +71,8 @@ pub struct Pods {
     log_max_line: usize,
     /// Serializes the operations on one sandbox or container id.
     busy: KeyedLocks<String>,
+    /// What stats calls keep between calls.
+    usage: container_stats::UsageSources,
 }
 
 impl Pods {
@@ -79,6 +88,7 @@ impl Pods {
             dirs: parts.dirs,
             log_max_line: parts.log_max_line,
             busy: KeyedLocks::default(),
+            usage: container_stats::UsageSources::default(),
         }
     }
 
@@ -130,12 +140,20 @@ pub struct PodsParts {
 #[derive(Debug, Clone)]
 pub struct RuntimeServiceImpl {
     pods: Arc<Pods>,
+    /// Where Exec, Attach and PortForward URLs point; without it they are Unavailable.
+    streaming: Option<StreamingServer>,
 }
 
 impl RuntimeServiceImpl {
     /// Serves the pods of `pods`.
     pub fn new(pods: Arc<Pods>) -> Self {
-        Self { pods }
+        Self { pods, streaming: None }
+    }
+
+    /// Hands out Exec, Attach and PortForward URLs of `server`.
+    pub fn with_streaming(mut self, server: StreamingServer) -> Self {
+        self.streaming = Some(server);
+        self
     }
 }
 
@@ -317,7 +335,77 @@ impl RuntimeService for RuntimeServiceImpl {
             .map(Response::new)
     }
 
+    async fn exec(&self, request: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
+        self.pods
+            .exec(request.into_inner(), self.streaming.as_ref())
+            .map(Response::new)
+    }
+
+    async fn attach(&self, request: Request<AttachRequest>) -> Result<Response<AttachResponse>, Status> {
+        self.pods
+            .attach(request.into_inner(), self.streaming.as_ref())
+            .map(Response::new)
+    }
+
+    async fn port_forward(
+        &self,
+        request: Request<PortForwardRequest>,
+    ) -> Result<Response<PortForwardResponse>, Status> {
+        self.pods
+            .port_forward(request.into_inner(), self.streaming.as_ref())
+            .map(Response::new)
+    }
+
     async fn exec_sync(&self, request: Request<ExecSyncRequest>) -> Result<Response<ExecSyncResponse>, Status> {
         self.pods.exec_sync(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn container_stats(
+        &self,
+        request: Request<ContainerStatsRequest>,
+    ) -> Result<Response<ContainerStatsResponse>, Status> {
+        self.pods.container_stats(request.into_inner()).map(Response::new)
+    }
+
+    async fn list_container_stats(
+        &self,
+        request: Request<ListContainerStatsRequest>,
+    ) -> Result<Response<ListContainerStatsResponse>, Status> {
+        Ok(Response::new(self.pods.list_container_stats(request.into_inner())))
+    }
+
+    async fn pod_sandbox_stats(
+        &self,
+        request: Request<PodSandboxStatsRequest>,
+    ) -> Result<Response<PodSandboxStatsResponse>, Status> {
+        self.pods
+            .pod_sandbox_stats(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        request: Request<ListPodSandboxStatsRequest>,
+    ) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
+        Ok(Response::new(
+            self.pods.list_pod_sandbox_stats(request.into_inner()).await,
+        ))
+    }
+
+    async fn list_metric_descriptors(
+        &self,
+        request: Request<ListMetricDescriptorsRequest>,
+    ) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
+        Ok(Response::new(self.pods.list_metric_descriptors(request.into_inner())))
+    }
+
+    async fn list_pod_sandbox_metrics(
+        &self,
+        request: Request<ListPodSandboxMetricsRequest>,
+    ) -> Result<Response<ListPodSandboxMetricsResponse>, Status> {
+        Ok(Response::new(
+            self.pods.list_pod_sandbox_metrics(request.into_inner()).await,
+        ))
     }
 }

@@ -1,0 +1,314 @@
+//! The node agent's settings: command-line flags (clap) and the subset of the kubelet's
+//! `KubeletConfiguration` file (`--config`, YAML or JSON) that covers the same settings.
+//!
+//! Flags win over the file, the file over the defaults, as with the real kubelet.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// The default `--root-dir`.
+pub const DEFAULT_ROOT_DIR: &str = "/var/lib/kubelet-lite";
+/// The default `--max-pods`, the kubelet's.
+pub const DEFAULT_MAX_PODS: u32 = 110;
+/// The default `--cluster-domain`.
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+/// The default kubelet API port reported in `daemonEndpoints.kubeletEndpoint.Port`.
+pub const DEFAULT_PORT: u16 = 10250;
+/// The default pod network of the embedded runtime, when no `--runtime-config` names one.
+pub const DEFAULT_POD_CIDR: &str = "198.18.100.0/24";
+/// The default bridge of the embedded runtime's pod network.
+pub const DEFAULT_POD_BRIDGE: &str = "kltlite0";
+
+/// kubelet-lite's command line.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "kubelet-lite",
+    version,
+    about = "A small Kubernetes node agent driving any CRI runtime"
+)]
+pub struct Args {
+    /// Kubeconfig with the node's credentials; without it the node runs standalone from
+    /// its static pod manifests.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The Node's name (default: the host name, lower-cased).
+    #[arg(long, alias = "hostname-override")]
+    pub node_name: Option<String>,
+    /// The node's address (`InternalIP`); default: the first non-loopback IPv4 address.
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// The CRI endpoint (`unix:///path`); default: an embedded runtime-core started
+    /// in-process on its own socket under the root directory.
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<String>,
+    /// The embedded runtime's configuration (runtime-core TOML); default: private
+    /// directories under the root directory and a bridge network on `--pod-cidr`.
+    #[arg(long)]
+    pub runtime_config: Option<PathBuf>,
+    /// The embedded runtime's pod network when no `--runtime-config` is given.
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
+    /// A directory of static pod manifests (YAML or JSON).
+    #[arg(long, alias = "manifest-path")]
+    pub pod_manifest_path: Option<PathBuf>,
+    /// Where kubelet-lite keeps its files.
+    #[arg(long)]
+    pub root_dir: Option<PathBuf>,
+    /// The most pods this node runs.
+    #[arg(long)]
+    pub max_pods: Option<u32>,
+    /// The cluster DNS server addresses given to pods (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub cluster_dns: Vec<IpAddr>,
+    /// The cluster's DNS domain.
+    #[arg(long)]
+    pub cluster_domain: Option<String>,
+    /// The kubelet API port this node advertises.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// A KubeletConfiguration file (the subset of fields these flags cover).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// The subset of `kubelet.config.k8s.io/v1beta1` `KubeletConfiguration` kubelet-lite reads.
+/// Unknown fields are ignored, so a real kubelet's file works.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConfigFile {
+    /// `staticPodPath`.
+    pub static_pod_path: Option<PathBuf>,
+    /// `maxPods`.
+    pub max_pods: Option<u32>,
+    /// `clusterDNS`.
+    #[serde(rename = "clusterDNS")]
+    pub cluster_dns: Vec<IpAddr>,
+    /// `clusterDomain`.
+    pub cluster_domain: Option<String>,
+    /// `port`.
+    pub port: Option<u16>,
+    /// `containerRuntimeEndpoint` (a field of newer kubelets).
+    pub container_runtime_endpoint: Option<String>,
+    /// `podCIDR`.
+    #[serde(rename = "podCIDR")]
+    pub pod_cidr: Option<String>,
+    /// `nodeStatusUpdateFrequency`, as a Go duration (`10s`, `1m`).
+    pub node_status_update_frequency: Option<String>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid YAML of the expected shape.
+    #[error("parsing {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A duration is not a Go duration.
+    #[error("invalid duration {0:?}")]
+    Duration(String),
+    /// The node name could not be found out.
+    #[error("no --node-name given and the host name is unknown")]
+    NodeName,
+}
+
+/// Everything the node agent runs with, flags and file merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The node's kubeconfig; `None` runs standalone.
+    pub kubeconfig: Option<PathBuf>,
+    /// The Node's name.
+    pub node_name: String,
+    /// The node's address, if known.
+    pub node_ip: Option<IpAddr>,
+    /// The CRI endpoint, or `None` for the embedded runtime.
+    pub runtime_endpoint: Option<String>,
+    /// The embedded runtime's configuration file, if given.
+    pub runtime_config: Option<PathBuf>,
+    /// The embedded runtime's pod network without a configuration file.
+    pub pod_cidr: String,
+    /// The static pod directory.
+    pub pod_manifest_path: Option<PathBuf>,
+    /// The root directory.
+    pub root_dir: PathBuf,
+    /// The most pods this node runs.
+    pub max_pods: u32,
+    /// Cluster DNS servers.
+    pub cluster_dns: Vec<IpAddr>,
+    /// Cluster DNS domain.
+    pub cluster_domain: String,
+    /// The advertised kubelet API port.
+    pub port: u16,
+    /// How often the node status is computed (and patched if it changed).
+    pub node_status_update_frequency: Duration,
+}
+
+impl Settings {
+    /// Merges `args`, the file `args.config` names (if any) and the defaults.
+    pub fn load(args: Args) -> Result<Settings, ConfigError> {
+        let file = match &args.config {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::default(),
+        };
+        Settings::merge(args, file, hostname())
+    }
+
+    /// Merges flags over the file over the defaults; `hostname` is the default node name.
+    pub fn merge(args: Args, file: ConfigFile, hostname: Option<String>) -> Result<Settings, ConfigError> {
+        let node_name = args
+            .node_name
+            .or(hostname)
+            .map(|name| name.to_lowercase())
+            .ok_or(ConfigError::NodeName)?;
+        let frequency = match &file.node_status_update_frequency {
+            Some(text) => parse_duration(text)?,
+            None => Duration::from_secs(10),
+        };
+        Ok(Settings {
+            kubeconfig: args.kubeconfig,
+            node_name,
+            node_ip: args.node_ip,
+            runtime_endpoint: args.container_runtime_endpoint.or(file.container_runtime_endpoint),
+            runtime_config: args.runtime_config,
+            pod_cidr: args
+                .pod_cidr
+                .or(file.pod_cidr)
+                .unwrap_or_else(|| DEFAULT_POD_CIDR.to_owned()),
+            pod_manifest_path: args.pod_manifest_path.or(file.static_pod_path),
+            root_dir: args.root_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT_DIR)),
+            max_pods: args.max_pods.or(file.max_pods).unwrap_or(DEFAULT_MAX_PODS),
+            cluster_dns: if args.cluster_dns.is_empty() {
+                file.cluster_dns
+            } else {
+                args.cluster_dns
+            },
+            cluster_domain: args
+                .cluster_domain
+                .or(file.cluster_domain)
+                .unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.to_owned()),
+            port: args.port.or(file.port).unwrap_or(DEFAULT_PORT),
+            node_status_update_frequency: frequency,
+        })
+    }
+}
+
+impl ConfigFile {
+    /// Reads a KubeletConfiguration file (YAML, of which JSON is a subset).
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        ConfigFile::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.into(),
+            message,
+        })
+    }
+
+    /// Parses the text of a KubeletConfiguration.
+    pub fn parse(text: &str) -> Result<ConfigFile, String> {
+        serde_saphyr::from_str(text).map_err(|err| err.to_string())
+    }
+}
+
+/// Parses a Go duration made of whole units: `500ms`, `10s`, `5m`, `1h`, `1m30s`.
+pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
+    let bad = || ConfigError::Duration(text.to_owned());
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value * 60),
+            "h" => Duration::from_secs(value * 3600),
+            _ => return Err(bad()),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+/// The host's name, as the kubelet's default node name.
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file = ConfigFile::parse(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
+             maxPods: 20\nclusterDNS: [198.19.0.10]\nclusterDomain: example.test\n\
+             staticPodPath: /etc/manifests\nnodeStatusUpdateFrequency: 2s\nfailSwapOn: false\n",
+        )
+        .unwrap();
+        let args = Args {
+            max_pods: Some(30),
+            ..Args::default()
+        };
+        let settings = Settings::merge(args, file, Some("Host-A".into())).unwrap();
+        assert_eq!(settings.node_name, "host-a");
+        assert_eq!(settings.max_pods, 30);
+        assert_eq!(settings.cluster_dns, vec!["198.19.0.10".parse::<IpAddr>().unwrap()]);
+        assert_eq!(settings.cluster_domain, "example.test");
+        assert_eq!(settings.pod_manifest_path, Some(PathBuf::from("/etc/manifests")));
+        assert_eq!(settings.node_status_update_frequency, Duration::from_secs(2));
+        assert_eq!(settings.port, DEFAULT_PORT);
+        assert_eq!(settings.root_dir, PathBuf::from(DEFAULT_ROOT_DIR));
+    }
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn flags_parse() {
+        let args = Args::try_parse_from([
+            "kubelet-lite",
+            "--node-name",
+            "n1",
+            "--cluster-dns",
+            "198.19.0.10,198.19.0.11",
+            "--max-pods",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(args.node_name.as_deref(), Some("n1"));
+        assert_eq!(args.cluster_dns.len(), 2);
+        assert_eq!(args.max_pods, Some(5));
+    }
+}

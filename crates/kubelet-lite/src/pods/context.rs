@@ -1,0 +1,32 @@
+//! What every pod worker shares: the runtime, the apiserver client, the node, the status
+//! manager.
+
+use crate::pods::status_manager::StatusManager;
+use crate::spec::NodeContext;
+
+/// Shared by all pod workers.
+#[derive(Clone)]
+pub struct PodContext {
+    /// The CRI runtime.
+    pub runtime: cri_client::Client,
+    /// The apiserver, unless standalone.
+    pub client: Option<kube::Client>,
+    /// The node, as the spec translation needs it.
+    pub node: NodeContext,
+    /// The Node object's UID (mirror pods name it as their owner), unless standalone.
+    pub node_uid: Option<String>,
+    /// The runtime's name (CRI Version `runtime_name`): the scheme of container IDs.
+    pub runtime_name: String,
+    /// Where statuses go.
+    pub status: StatusManager,
+}
+
+impl std::fmt::Debug for PodContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodContext")
+            .field("node", &self.node)
+            .field("runtime_name", &self.runtime_name)
+            .field("standalone", &self.client.is_none())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,161 @@
+//! Starting one container (image, config, create, start, postStart hook) and killing one
+//! (preStop hook, then StopContainer with the grace period).
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
+
+use crate::pods::image;
+use crate::pods::worker::{Waiting, Worker};
+use crate::spec;
+
+/// How long a postStart hook may take.
+const POST_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pulls the image, creates and starts the container in the pod's sandbox, and runs its
+/// postStart hook; a failure becomes the container's waiting reason.
+pub(crate) async fn start_container(worker: &mut Worker, pod: &Pod, container: &Container, restart_count: i32) {
+    match try_start(worker, pod, container, restart_count).await {
+        Ok(id) => {
+            tracing::info!(container = %container.name, id = %id, restart_count, "container started");
+            worker.waiting.remove(&container.name);
+        }
+        Err(waiting) => {
+            tracing::warn!(container = %container.name, reason = %waiting.reason, message = %waiting.message, "container not started");
+            worker.waiting.insert(container.name.clone(), waiting);
+        }
+    }
+}
+
+async fn try_start(
+    worker: &mut Worker,
+    pod: &Pod,
+    container: &Container,
+    restart_count: i32,
+) -> Result<String, Waiting> {
+    let runtime = worker.ctx.runtime.clone();
+    let Some(sandbox) = worker.sandbox.clone() else {
+        return Err(waiting("ContainerCreating", "no sandbox yet".into()));
+    };
+    let secrets = worker.pull_secrets(pod);
+    let image_ref = image::ensure_image(&runtime, pod, container, &secrets)
+        .await
+        .map_err(|failure| waiting(failure.reason, failure.message))?;
+    let (Some(objects), Some(volumes)) = (worker.objects.as_ref(), worker.volumes.as_ref()) else {
+        return Err(waiting("ContainerCreating", "volumes not ready".into()));
+    };
+    let pod_ip = sandbox.ips.first().cloned().unwrap_or_default();
+    let context = spec::ContainerContext {
+        pod_ip: &pod_ip,
+        pod_ips: &sandbox.ips,
+        objects,
+        volumes,
+        restart_count: u32::try_from(restart_count).unwrap_or(0),
+        image: &image_ref,
+    };
+    let config = spec::container_config(pod, container, &worker.ctx.node, &context)
+        .map_err(|err| waiting("CreateContainerConfigError", err.to_string()))?;
+    // The runtime writes the log; the node agent makes its directory, as the kubelet does.
+    if !sandbox.config.log_directory.is_empty() {
+        let path = std::path::Path::new(&sandbox.config.log_directory).join(&config.log_path);
+        if let Some(dir) = path.parent()
+            && let Err(err) = tokio::fs::create_dir_all(dir).await
+        {
+            return Err(waiting(
+                "CreateContainerError",
+                format!("creating {}: {err}", dir.display()),
+            ));
+        }
+    }
+    let id = runtime
+        .create_container(&sandbox.id, config, sandbox.config.clone())
+        .await
+        .map_err(|err| waiting("CreateContainerError", err.to_string()))?;
+    if let Err(err) = runtime.start_container(&id).await {
+        let _ = runtime.remove_container(&id).await;
+        return Err(waiting("RunContainerError", err.to_string()));
+    }
+    if let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.post_start.as_ref())
+        && let Err(message) = run_hook(&runtime, &id, hook, POST_START_TIMEOUT).await
+    {
+        tracing::warn!(container = %container.name, %message, "postStart hook failed: killing the container");
+        let _ = runtime.stop_container(&id, grace_of(pod)).await;
+        return Err(waiting("PostStartHookError", message));
+    }
+    Ok(id)
+}
+
+/// Runs the preStop hook (within the pod's grace period), then stops the container with
+/// what is left of it.
+pub(crate) async fn kill_container(worker: &Worker, pod: &Pod, id: &str, container: &Container) {
+    stop_with_grace(&worker.ctx.runtime, id, container, grace_of(pod)).await;
+}
+
+/// PreStop hook, then StopContainer with the rest of `grace` (SIGTERM, then SIGKILL:
+/// the runtime's part).
+pub(crate) async fn stop_with_grace(runtime: &cri_client::Client, id: &str, container: &Container, grace: Duration) {
+    let started = Instant::now();
+    if let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
+        && !grace.is_zero()
+    {
+        match tokio::time::timeout(grace, run_hook(runtime, id, hook, grace)).await {
+            Ok(Ok(())) => tracing::info!(container = %container.name, "preStop hook ran"),
+            Ok(Err(message)) => tracing::warn!(container = %container.name, %message, "preStop hook failed"),
+            Err(_) => tracing::warn!(container = %container.name, "preStop hook timed out"),
+        }
+    }
+    // The kubelet gives the container at least 2 s after a hook used up the grace period.
+    let left = grace
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_secs(if grace.is_zero() { 0 } else { 2 }));
+    if let Err(err) = runtime.stop_container(id, left).await
+        && !err.is_not_found()
+    {
+        tracing::warn!(container = %container.name, error = %err, "stopping the container");
+    }
+}
+
+/// The pod's termination grace period.
+pub(crate) fn grace_of(pod: &Pod) -> Duration {
+    let seconds = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(30);
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}
+
+/// Runs a lifecycle hook: exec in the container (httpGet and tcpSocket hooks are logged
+/// and skipped).
+async fn run_hook(
+    runtime: &cri_client::Client,
+    id: &str,
+    hook: &LifecycleHandler,
+    timeout: Duration,
+) -> Result<(), String> {
+    let Some(exec) = &hook.exec else {
+        tracing::debug!("non-exec lifecycle hooks are not run");
+        return Ok(());
+    };
+    let command = exec.command.clone().unwrap_or_default();
+    let response = runtime
+        .exec_sync(id, command, timeout)
+        .await
+        .map_err(|err| err.to_string())?;
+    if response.exit_code == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "exited with {}: {}",
+            response.exit_code,
+            String::from_utf8_lossy(&response.stderr).trim()
+        ))
+    }
+}
+
+fn waiting(reason: &str, message: String) -> Waiting {
+    Waiting {
+        reason: reason.to_owned(),
+        message,
+    }
+}

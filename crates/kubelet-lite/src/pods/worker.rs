@@ -1,0 +1,574 @@
+//! One worker per pod: drives the pod towards its spec through CRI (sandbox, init
+//! containers in order, containers, restarts with back-off, probes), reports its status,
+//! and terminates it gracefully when it is deleted.
+//!
+//! The loop: sync, then wait for a change of the pod, a probe result, or the next check
+//! (sooner while something is in flight).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use cri_api::v1::PodSandboxConfig;
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateWaiting, ContainerStatus, Pod, PodIP, PodStatus, Secret,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use tokio::sync::{Notify, watch};
+use tracing::Instrument;
+
+use crate::pods::backoff::{self, Backoff, Verdict};
+use crate::pods::context::PodContext;
+use crate::pods::instances::{self, Instance};
+use crate::pods::probes::ContainerProbes;
+use crate::pods::source::Source;
+use crate::pods::status_manager::PodKey;
+use crate::pods::{phase, start, terminate};
+use crate::spec;
+
+/// How often a settled pod is checked.
+const SETTLED_CHECK: Duration = Duration::from_secs(2);
+/// How soon a pod in flux is checked again.
+const BUSY_CHECK: Duration = Duration::from_millis(300);
+
+/// What the pod manager wants of a worker.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// The latest version of the pod.
+    pub pod: Pod,
+    /// Where it came from.
+    pub source: Source,
+    /// It is gone from its source: stop it now.
+    pub removed: bool,
+}
+
+impl Desired {
+    /// Whether the pod must be terminated, and with which grace period.
+    fn termination_grace(&self) -> Option<Duration> {
+        let deleting = self.pod.metadata.deletion_timestamp.is_some();
+        if !deleting && !self.removed {
+            return None;
+        }
+        let seconds = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .unwrap_or(30);
+        Some(Duration::from_secs(u64::try_from(seconds).unwrap_or(0)))
+    }
+}
+
+/// Starts the worker of one pod; it ends once the pod is terminated and cleaned up.
+pub fn spawn(ctx: Arc<PodContext>, desired: watch::Receiver<Desired>) -> tokio::task::JoinHandle<()> {
+    let pod = desired.borrow().pod.clone();
+    let span = tracing::info_span!(
+        "pod",
+        pod = %format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or("default"), pod.metadata.name.as_deref().unwrap_or("")),
+        uid = %pod.metadata.uid.as_deref().unwrap_or(""),
+    );
+    tokio::spawn(
+        async move {
+            let mut worker = Worker::new(ctx, &pod);
+            worker.run(desired).await;
+        }
+        .instrument(span),
+    )
+}
+
+/// The sandbox the pod runs in.
+#[derive(Debug, Clone)]
+pub(crate) struct SandboxState {
+    pub(crate) id: String,
+    pub(crate) config: PodSandboxConfig,
+    pub(crate) ips: Vec<String>,
+}
+
+/// A waiting reason kubelet-lite sets (back-off, errors) for a container.
+#[derive(Debug, Clone)]
+pub(crate) struct Waiting {
+    pub(crate) reason: String,
+    pub(crate) message: String,
+}
+
+pub(crate) struct Worker {
+    pub(crate) ctx: Arc<PodContext>,
+    pub(crate) uid: String,
+    pub(crate) key: PodKey,
+    pub(crate) sandbox: Option<SandboxState>,
+    pub(crate) objects: Option<spec::ApiObjects>,
+    pub(crate) volumes: Option<spec::Volumes>,
+    pub(crate) backoff: Backoff,
+    pub(crate) waiting: HashMap<String, Waiting>,
+    pub(crate) probes: HashMap<String, ContainerProbes>,
+    pub(crate) notify: Arc<Notify>,
+    pub(crate) start_time: Option<Time>,
+    pub(crate) mirror_ok: bool,
+}
+
+impl Worker {
+    fn new(ctx: Arc<PodContext>, pod: &Pod) -> Worker {
+        Worker {
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            key: PodKey::of(pod),
+            start_time: pod.status.as_ref().and_then(|s| s.start_time.clone()),
+            ctx,
+            sandbox: None,
+            objects: None,
+            volumes: None,
+            backoff: Backoff::default(),
+            waiting: HashMap::new(),
+            probes: HashMap::new(),
+            notify: Arc::new(Notify::new()),
+            mirror_ok: false,
+        }
+    }
+
+    async fn run(&mut self, mut desired: watch::Receiver<Desired>) {
+        loop {
+            let current = desired.borrow_and_update().clone();
+            if let Some(grace) = current.termination_grace() {
+                terminate::terminate(self, &current, grace).await;
+                return;
+            }
+            if current.source == Source::File {
+                self.ensure_mirror(&current.pod).await;
+            }
+            let next = match self.sync(&current.pod).await {
+                Ok(next) => next,
+                Err(err) => {
+                    tracing::warn!(error = %err, "pod sync failed");
+                    BUSY_CHECK * 5
+                }
+            };
+            let notify = self.notify.clone();
+            tokio::select! {
+                changed = desired.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                () = notify.notified() => {}
+                () = tokio::time::sleep(next) => {}
+            }
+        }
+    }
+
+    /// One pass: sandbox, init containers, containers, probes, status. Returns how soon
+    /// to look again.
+    async fn sync(&mut self, pod: &Pod) -> Result<Duration, cri_client::Error> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let mut instances = instances::instances(&self.ctx.runtime, &self.uid).await?;
+        let finished = self.pod_finished(&spec.containers, &policy, &instances);
+        let mut busy = false;
+        if !finished {
+            if let Err(waiting) = self.ensure_sandbox(pod, &instances).await {
+                self.set_waiting_all(pod, &waiting);
+                self.report(pod, &policy, &instances);
+                return Ok(BUSY_CHECK * 5);
+            }
+            let sandbox_id = self.sandbox.as_ref().map(|s| s.id.clone()).unwrap_or_default();
+            instances.retain(|i| i.sandbox_id == sandbox_id || !i.running());
+            busy = self.drive(pod, &spec, &policy, &instances).await;
+            if busy {
+                instances = instances::instances(&self.ctx.runtime, &self.uid).await?;
+            }
+        }
+        self.refresh_probes(pod, &instances);
+        self.report(pod, &policy, &instances);
+        let next = if busy { BUSY_CHECK } else { self.next_check() };
+        Ok(next)
+    }
+
+    /// Whether every container finished and the policy restarts none of them.
+    fn pod_finished(&self, containers: &[Container], policy: &str, instances: &[Instance]) -> bool {
+        if policy == "Always" || containers.is_empty() {
+            return false;
+        }
+        containers
+            .iter()
+            .all(|c| latest(instances, &c.name).is_some_and(|i| i.exited() && (policy == "Never" || i.exit_code == 0)))
+    }
+
+    /// Starts what must run: the next init container, or every container that is missing
+    /// or may restart. Returns whether it changed anything.
+    async fn drive(
+        &mut self,
+        pod: &Pod,
+        spec: &k8s_openapi::api::core::v1::PodSpec,
+        policy: &str,
+        instances: &[Instance],
+    ) -> bool {
+        let sandbox_id = self.sandbox.as_ref().map(|s| s.id.clone()).unwrap_or_default();
+        let in_sandbox: Vec<Instance> = instances
+            .iter()
+            .filter(|i| i.sandbox_id == sandbox_id)
+            .cloned()
+            .collect();
+        for init in spec.init_containers.iter().flatten() {
+            match latest(&in_sandbox, &init.name) {
+                Some(i) if i.exited() && i.exit_code == 0 => continue,
+                Some(i) if i.exited() => {
+                    if policy == "Never" {
+                        return false;
+                    }
+                    let i = i.clone();
+                    return self.restart_with_backoff(pod, init, &i).await;
+                }
+                Some(_) => return false,
+                None => {
+                    let count = latest(instances, &init.name).map_or(0, |i| i.restart_count + 1);
+                    start::start_container(self, pod, init, count).await;
+                    return true;
+                }
+            }
+        }
+        let mut changed = false;
+        for container in &spec.containers {
+            match latest(&in_sandbox, &container.name) {
+                None => {
+                    let count = latest(instances, &container.name).map_or(0, |i| i.restart_count + 1);
+                    start::start_container(self, pod, container, count).await;
+                    changed = true;
+                }
+                Some(i) if i.running() => {
+                    if i.hash != spec::container_hash(container) {
+                        tracing::info!(container = %container.name, "spec changed: restarting the container");
+                        start::kill_container(self, pod, &i.id, container).await;
+                        changed = true;
+                    } else if let Some(why) = self.probes.get(&i.id).and_then(ContainerProbes::kill_reason) {
+                        tracing::info!(container = %container.name, reason = %why, "probe failed: killing the container");
+                        self.probes.remove(&i.id);
+                        start::kill_container(self, pod, &i.id, container).await;
+                        changed = true;
+                    }
+                }
+                Some(i) if i.exited() => {
+                    let restart = match policy {
+                        "Never" => false,
+                        "OnFailure" => i.exit_code != 0,
+                        _ => true,
+                    };
+                    if restart {
+                        let i = i.clone();
+                        changed |= self.restart_with_backoff(pod, container, &i).await;
+                    }
+                }
+                Some(i) => {
+                    // Created but never started (a failed start): start over.
+                    let _ = self.ctx.runtime.remove_container(&i.id).await;
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    /// Restarts a finished container unless it is in back-off (then it waits, with
+    /// CrashLoopBackOff as its waiting reason).
+    async fn restart_with_backoff(&mut self, pod: &Pod, container: &Container, last: &Instance) -> bool {
+        match self
+            .backoff
+            .check(&container.name, last.started(), last.finished(), SystemTime::now())
+        {
+            Verdict::Restart => {
+                start::start_container(self, pod, container, last.restart_count + 1).await;
+                let _ = self.ctx.runtime.remove_container(&last.id).await;
+                true
+            }
+            Verdict::Wait { delay, .. } => {
+                self.waiting.insert(
+                    container.name.clone(),
+                    Waiting {
+                        reason: "CrashLoopBackOff".into(),
+                        message: format!(
+                            "back-off {} restarting failed container={} pod={}_{}({})",
+                            backoff::go_duration(delay),
+                            container.name,
+                            self.key.name,
+                            self.key.namespace,
+                            self.uid
+                        ),
+                    },
+                );
+                false
+            }
+        }
+    }
+
+    /// How long until the next container leaves back-off (or the settled interval).
+    fn next_check(&self) -> Duration {
+        if self.waiting.values().any(|w| w.reason == "CrashLoopBackOff") {
+            Duration::from_secs(1)
+        } else {
+            SETTLED_CHECK
+        }
+    }
+
+    /// Makes sure a ready sandbox exists (adopting one, or creating a new one after
+    /// stopping the old ones' containers). `Err` holds the waiting reason to show.
+    async fn ensure_sandbox(&mut self, pod: &Pod, instances: &[Instance]) -> Result<(), Waiting> {
+        let runtime = self.ctx.runtime.clone();
+        let sandboxes = instances::sandboxes(&runtime, &self.uid).await.map_err(|err| Waiting {
+            reason: "ContainerCreating".into(),
+            message: err.to_string(),
+        })?;
+        if let Some(ready) = sandboxes.iter().find(|s| s.ready) {
+            if self.sandbox.as_ref().is_some_and(|s| s.id == ready.id) {
+                return Ok(());
+            }
+            // Adopt it (after a restart of kubelet-lite).
+            let config = spec::sandbox_config(pod, &self.ctx.node, ready.attempt).map_err(|err| Waiting {
+                reason: "CreateContainerConfigError".into(),
+                message: err.to_string(),
+            })?;
+            let ips = sandbox_ips(&runtime, &ready.id).await;
+            self.prepare_objects(pod).await?;
+            tracing::info!(sandbox = %ready.id, "adopted the pod's sandbox");
+            self.sandbox = Some(SandboxState {
+                id: ready.id.clone(),
+                config,
+                ips,
+            });
+            return Ok(());
+        }
+        // A new sandbox: whatever ran in the old ones stops.
+        for instance in instances.iter().filter(|i| i.running()) {
+            let _ = runtime.stop_container(&instance.id, Duration::from_secs(2)).await;
+        }
+        for old in &sandboxes {
+            let _ = runtime.stop_pod_sandbox(&old.id).await;
+        }
+        self.prepare_objects(pod).await?;
+        let attempt = sandboxes.first().map_or(0, |s| s.attempt + 1);
+        let config = spec::sandbox_config(pod, &self.ctx.node, attempt).map_err(|err| Waiting {
+            reason: "CreateContainerConfigError".into(),
+            message: err.to_string(),
+        })?;
+        let handler = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.runtime_class_name.clone())
+            .unwrap_or_default();
+        let id = runtime
+            .run_pod_sandbox(config.clone(), &handler)
+            .await
+            .map_err(|err| Waiting {
+                reason: "ContainerCreating".into(),
+                message: format!("failed to create pod sandbox: {err}"),
+            })?;
+        let ips = sandbox_ips(&runtime, &id).await;
+        tracing::info!(sandbox = %id, ?ips, "sandbox ready");
+        if self.start_time.is_none() {
+            self.start_time = Some(now());
+        }
+        self.sandbox = Some(SandboxState { id, config, ips });
+        for old in &sandboxes {
+            let _ = runtime.remove_pod_sandbox(&old.id).await;
+        }
+        Ok(())
+    }
+
+    /// Fetches the config maps and secrets the pod uses and prepares its volumes, once.
+    async fn prepare_objects(&mut self, pod: &Pod) -> Result<(), Waiting> {
+        let config_error = |err: spec::SpecError| Waiting {
+            reason: "ContainerCreating".into(),
+            message: err.to_string(),
+        };
+        if self.objects.is_none() {
+            let objects = spec::fetch_objects(self.ctx.client.as_ref(), pod)
+                .await
+                .map_err(config_error)?;
+            self.objects = Some(objects);
+        }
+        if self.volumes.is_none()
+            && let Some(objects) = &self.objects
+        {
+            let volumes = spec::prepare_volumes(self.ctx.client.as_ref(), pod, &self.ctx.node, objects)
+                .await
+                .map_err(config_error)?;
+            self.volumes = Some(volumes);
+        }
+        Ok(())
+    }
+
+    /// The secrets named by the pod's imagePullSecrets.
+    pub(crate) fn pull_secrets(&self, pod: &Pod) -> Vec<Secret> {
+        let Some(objects) = &self.objects else {
+            return Vec::new();
+        };
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.image_pull_secrets.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|reference| objects.secrets.get(reference.name.as_str()).cloned())
+            .collect()
+    }
+
+    fn set_waiting_all(&mut self, pod: &Pod, waiting: &Waiting) {
+        for container in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+            self.waiting.insert(container.name.clone(), waiting.clone());
+        }
+    }
+
+    /// Starts probes for running containers that have none, drops those of containers
+    /// that are gone.
+    fn refresh_probes(&mut self, pod: &Pod, instances: &[Instance]) {
+        let pod_ip = self
+            .sandbox
+            .as_ref()
+            .and_then(|s| s.ips.first().cloned())
+            .unwrap_or_default();
+        let running: Vec<&Instance> = instances.iter().filter(|i| i.running()).collect();
+        self.probes.retain(|id, _| running.iter().any(|i| &i.id == id));
+        for instance in running {
+            let Some(container) = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.containers.iter())
+                .find(|c| c.name == instance.name)
+            else {
+                continue;
+            };
+            let probes = self.probes.entry(instance.id.clone()).or_insert_with(|| {
+                ContainerProbes::start(&self.ctx.runtime, &instance.id, &pod_ip, container, &self.notify)
+            });
+            probes.advance(&self.ctx.runtime, &instance.id, &pod_ip, container, &self.notify);
+        }
+    }
+
+    /// Computes the pod status and hands it to the status manager.
+    pub(crate) fn report(&mut self, pod: &Pod, policy: &str, instances: &[Instance]) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let init: Vec<ContainerStatus> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| self.container_status(c, instances, true))
+            .collect();
+        let containers: Vec<ContainerStatus> = spec
+            .containers
+            .iter()
+            .map(|c| self.container_status(c, instances, false))
+            .collect();
+        let now = now();
+        let phase = phase::phase(policy, &init, &containers);
+        let conditions = phase::conditions(pod, &init, &containers, &now);
+        let ips = self.sandbox.as_ref().map(|s| s.ips.clone()).unwrap_or_default();
+        let host_network = spec.host_network.unwrap_or(false);
+        let ips = if host_network && !self.ctx.node.host_ip.is_empty() {
+            vec![self.ctx.node.host_ip.clone()]
+        } else {
+            ips
+        };
+        if self.start_time.is_none() {
+            self.start_time = Some(now.clone());
+        }
+        let status = PodStatus {
+            phase: Some(phase.to_owned()),
+            conditions: Some(conditions),
+            container_statuses: Some(containers),
+            init_container_statuses: (!init.is_empty()).then_some(init),
+            host_ip: (!self.ctx.node.host_ip.is_empty()).then(|| self.ctx.node.host_ip.clone()),
+            pod_ip: ips.first().cloned(),
+            pod_ips: (!ips.is_empty()).then(|| ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
+            start_time: self.start_time.clone(),
+            qos_class: Some(spec::qos_class(pod).as_str().to_owned()),
+            ..PodStatus::default()
+        };
+        self.ctx.status.set(self.key.clone(), status);
+    }
+
+    fn container_status(&self, container: &Container, instances: &[Instance], init: bool) -> ContainerStatus {
+        let runtime = &self.ctx.runtime_name;
+        let mut same_name = instances.iter().filter(|i| i.name == container.name);
+        let newest = same_name.next();
+        let previous = same_name.find(|i| i.exited());
+        let image = container.image.clone().unwrap_or_default();
+        let waiting_override = self
+            .waiting
+            .get(&container.name)
+            .filter(|_| !newest.is_some_and(Instance::running));
+        let (state, last_state) = match (newest, waiting_override) {
+            (Some(i), Some(w)) if i.exited() => (waiting_state(w), Some(i.k8s_state(runtime))),
+            (Some(i), _) => (i.k8s_state(runtime), previous.map(|p| p.k8s_state(runtime))),
+            (None, Some(w)) => (waiting_state(w), None),
+            (None, None) => (
+                waiting_state(&Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: String::new(),
+                }),
+                None,
+            ),
+        };
+        let probes = newest.and_then(|i| self.probes.get(&i.id));
+        let running = newest.is_some_and(Instance::running);
+        let started = running && probes.is_none_or(ContainerProbes::started);
+        let ready = if init {
+            newest.is_some_and(|i| i.exited() && i.exit_code == 0)
+        } else {
+            started && probes.is_none_or(ContainerProbes::ready)
+        };
+        ContainerStatus {
+            name: container.name.clone(),
+            image,
+            image_id: newest.map(|i| i.image_ref.clone()).unwrap_or_default(),
+            container_id: newest.map(|i| format!("{runtime}://{}", i.id)),
+            ready,
+            restart_count: newest.map_or(0, |i| i.restart_count),
+            started: (!init).then_some(started),
+            state: Some(state),
+            last_state,
+            ..ContainerStatus::default()
+        }
+    }
+
+    /// For static pods: makes sure the mirror pod exists in the apiserver.
+    async fn ensure_mirror(&mut self, pod: &Pod) {
+        if self.mirror_ok {
+            return;
+        }
+        if let Some(client) = &self.ctx.client {
+            let node = (
+                self.ctx.node.node_name.as_str(),
+                self.ctx.node_uid.as_deref().unwrap_or_default(),
+            );
+            self.mirror_ok = crate::pods::mirror::ensure(client, pod, node).await;
+        }
+    }
+}
+
+fn waiting_state(waiting: &Waiting) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(waiting.reason.clone()),
+            message: (!waiting.message.is_empty()).then(|| waiting.message.clone()),
+        }),
+        ..ContainerState::default()
+    }
+}
+
+/// The newest instance named `name`.
+fn latest<'a>(instances: &'a [Instance], name: &str) -> Option<&'a Instance> {
+    instances.iter().find(|i| i.name == name)
+}
+
+/// The sandbox's IPs (primary first), as PodSandboxStatus reports them.
+async fn sandbox_ips(runtime: &cri_client::Client, id: &str) -> Vec<String> {
+    let Ok(status) = runtime.pod_sandbox_status(id, false).await else {
+        return Vec::new();
+    };
+    let Some(network) = status.status.and_then(|s| s.network) else {
+        return Vec::new();
+    };
+    std::iter::once(network.ip)
+        .chain(network.additional_ips.into_iter().map(|ip| ip.ip))
+        .filter(|ip| !ip.is_empty())
+        .collect()
+}
+
+pub(crate) fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}

@@ -1,0 +1,113 @@
+//! One request, once authenticated and authorized: dispatched on its [`Route`] to the
+//! handler of that endpoint.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use jiff::Timestamp;
+use tokio::sync::mpsc;
+
+use super::body::{self, Body, json, respond, text};
+use super::error::ApiError;
+use super::logs::{LogOptions, Sink, copy_log};
+use super::routes::{ContainerRef, Route};
+use super::{State, locate, streams};
+
+/// How many chunks of a followed log wait for a slow client.
+const LOG_CHANNEL_DEPTH: usize = 16;
+
+/// The content type of the Prometheus text format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Answers `request` for `route`.
+pub(crate) async fn dispatch(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    route: Route,
+) -> Result<Response<Body>, ApiError> {
+    let method = request.method().clone();
+    let streaming = matches!(route, Route::Exec(_) | Route::Attach(_) | Route::PortForward(_));
+    let allowed = if streaming {
+        method == Method::GET || method == Method::POST
+    } else if matches!(route, Route::Run(_)) {
+        method == Method::POST
+    } else {
+        method == Method::GET || method == Method::HEAD
+    };
+    if !allowed {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed here"),
+        ));
+    }
+    match route {
+        Route::Healthz => Ok(text("ok")),
+        Route::Pods => {
+            let list = k8s_openapi::List {
+                items: state.pods.pods(),
+                metadata: Default::default(),
+            };
+            json(&list)
+        }
+        Route::StatsSummary => json(&state.stats.summary(&state.node_name, state.cri.as_ref()).await?),
+        Route::Metrics => Ok(respond(
+            StatusCode::OK,
+            PROMETHEUS_TEXT,
+            body::full(state.metrics.render()),
+        )),
+        Route::Exec(container) => streams::exec(cri(state)?, request, &container).await,
+        Route::Attach(container) => streams::attach(cri(state)?, request, &container).await,
+        Route::PortForward(pod) => streams::port_forward(cri(state)?, request, &pod).await,
+        Route::Run(container) => streams::run(cri(state)?, &request, &container).await,
+        Route::ContainerLogs(container) => container_logs(state, &request, container).await,
+    }
+}
+
+fn cri(state: &State) -> Result<&cri_client::Client, ApiError> {
+    state
+        .cri
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no container runtime"))
+}
+
+/// `/containerLogs`: the log of the container's current (or previous) instance.
+async fn container_logs(
+    state: &Arc<State>,
+    request: &Request<Incoming>,
+    container: ContainerRef,
+) -> Result<Response<Body>, ApiError> {
+    let options = LogOptions::from_query(request.uri().query().unwrap_or_default(), Timestamp::now())?;
+    let cri = cri(state)?.clone();
+    let (id, path) = locate::log_file(&cri, &container, options.previous).await?;
+    let not_readable = |err: std::io::Error| ApiError::internal(format!("reading {}: {err}", path.display()));
+    if !options.follow {
+        let mut sink = Sink::Buffer(Vec::new());
+        copy_log(&path, &options, &mut sink, || async { false })
+            .await
+            .map_err(not_readable)?;
+        let Sink::Buffer(bytes) = sink else {
+            return Err(ApiError::internal("log buffer lost"));
+        };
+        return Ok(text(bytes));
+    }
+    // Fail before the 200 if the file cannot be opened at all.
+    tokio::fs::metadata(&path).await.map_err(not_readable)?;
+    let (sender, receiver) = mpsc::channel::<Bytes>(LOG_CHANNEL_DEPTH);
+    tokio::spawn(async move {
+        let mut sink = Sink::Channel(sender);
+        let running = || {
+            let (cri, id) = (cri.clone(), id.clone());
+            async move { locate::is_running(&cri, &id).await }
+        };
+        if let Err(err) = copy_log(&path, &options, &mut sink, running).await {
+            tracing::debug!(path = %path.display(), error = %err, "following a log ended");
+        }
+    });
+    Ok(respond(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        body::streamed(receiver),
+    ))
+}

@@ -1,0 +1,264 @@
+//! The config maps and secrets a pod refers to, fetched once per pod start.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::Api;
+
+use super::SpecError;
+
+/// The config maps and secrets of the pod's namespace that the pod names, by name.
+/// Optional references that do not exist are simply absent.
+#[derive(Debug, Clone, Default)]
+pub struct ApiObjects {
+    /// Config maps by name.
+    pub config_maps: BTreeMap<String, ConfigMap>,
+    /// Secrets by name.
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+impl ApiObjects {
+    /// The value of a config map key (`data`, then `binaryData` as UTF-8, lossy).
+    pub fn config_map_value(&self, name: &str, key: &str) -> Option<String> {
+        let cm = self.config_maps.get(name)?;
+        if let Some(v) = cm.data.as_ref().and_then(|d| d.get(key)) {
+            return Some(v.clone());
+        }
+        cm.binary_data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    }
+
+    /// The value of a secret key (`data`, then `stringData`), as UTF-8 (lossy).
+    pub fn secret_value(&self, name: &str, key: &str) -> Option<String> {
+        let secret = self.secrets.get(name)?;
+        if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
+            return Some(String::from_utf8_lossy(&v.0).into_owned());
+        }
+        secret.string_data.as_ref().and_then(|d| d.get(key)).cloned()
+    }
+}
+
+/// A reference from the pod to a config map or secret.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Reference {
+    /// The object's name.
+    pub(crate) name: String,
+    /// Whether the pod may start without it.
+    pub(crate) optional: bool,
+}
+
+/// Every config map and secret the pod names in env, envFrom, volumes (configMap, secret,
+/// projected sources) and imagePullSecrets (always optional: the kubelet pulls without
+/// a missing one).
+pub(crate) fn references(pod: &Pod) -> (BTreeSet<Reference>, BTreeSet<Reference>) {
+    let mut config_maps = BTreeSet::new();
+    let mut secrets = BTreeSet::new();
+    let Some(spec) = &pod.spec else {
+        return (config_maps, secrets);
+    };
+    let opt = |o: Option<bool>| o.unwrap_or(false);
+    for container in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+        for env in container.env.iter().flatten() {
+            let Some(from) = &env.value_from else { continue };
+            if let Some(r) = &from.config_map_key_ref {
+                config_maps.insert(Reference {
+                    name: r.name.clone(),
+                    optional: opt(r.optional),
+                });
+            }
+            if let Some(r) = &from.secret_key_ref {
+                secrets.insert(Reference {
+                    name: r.name.clone(),
+                    optional: opt(r.optional),
+                });
+            }
+        }
+        for from in container.env_from.iter().flatten() {
+            if let Some(r) = &from.config_map_ref {
+                config_maps.insert(Reference {
+                    name: r.name.clone(),
+                    optional: opt(r.optional),
+                });
+            }
+            if let Some(r) = &from.secret_ref {
+                secrets.insert(Reference {
+                    name: r.name.clone(),
+                    optional: opt(r.optional),
+                });
+            }
+        }
+    }
+    for volume in spec.volumes.iter().flatten() {
+        if let Some(cm) = &volume.config_map {
+            config_maps.insert(Reference {
+                name: cm.name.clone(),
+                optional: opt(cm.optional),
+            });
+        }
+        if let Some(s) = &volume.secret {
+            let name = s.secret_name.clone().unwrap_or_default();
+            secrets.insert(Reference {
+                name,
+                optional: opt(s.optional),
+            });
+        }
+        for source in volume.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(cm) = &source.config_map {
+                config_maps.insert(Reference {
+                    name: cm.name.clone(),
+                    optional: opt(cm.optional),
+                });
+            }
+            if let Some(s) = &source.secret {
+                secrets.insert(Reference {
+                    name: s.name.clone(),
+                    optional: opt(s.optional),
+                });
+            }
+        }
+    }
+    for r in spec.image_pull_secrets.iter().flatten() {
+        secrets.insert(Reference {
+            name: r.name.clone(),
+            optional: true,
+        });
+    }
+    (dedupe(config_maps), dedupe(secrets))
+}
+
+/// One entry per name; required wins over optional.
+fn dedupe(refs: BTreeSet<Reference>) -> BTreeSet<Reference> {
+    let mut by_name: BTreeMap<String, bool> = BTreeMap::new();
+    for r in refs {
+        let optional = by_name.entry(r.name).or_insert(true);
+        *optional &= r.optional;
+    }
+    by_name
+        .into_iter()
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, optional)| Reference { name, optional })
+        .collect()
+}
+
+/// Fetches every config map and secret `pod` names, from the pod's namespace.
+///
+/// Without a client (a standalone node), only a pod that names no required object
+/// succeeds. A required object that does not exist is [`SpecError::ConfigMapNotFound`] or
+/// [`SpecError::SecretNotFound`]; an optional one is left out.
+pub async fn fetch_objects(client: Option<&kube::Client>, pod: &Pod) -> Result<ApiObjects, SpecError> {
+    let (config_maps, secrets) = references(pod);
+    let mut objects = ApiObjects::default();
+    let Some(client) = client else {
+        if let Some(r) = config_maps.iter().find(|r| !r.optional) {
+            return Err(SpecError::NoApiServer(format!("configmap \"{}\"", r.name)));
+        }
+        if let Some(r) = secrets.iter().find(|r| !r.optional) {
+            return Err(SpecError::NoApiServer(format!("secret \"{}\"", r.name)));
+        }
+        return Ok(objects);
+    };
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    for r in config_maps {
+        let found = cm_api.get_opt(&r.name).await.map_err(|source| SpecError::Api {
+            what: format!("get configmap {namespace}/{}", r.name),
+            source,
+        })?;
+        match found {
+            Some(cm) => {
+                objects.config_maps.insert(r.name, cm);
+            }
+            None if r.optional => {}
+            None => return Err(SpecError::ConfigMapNotFound { name: r.name }),
+        }
+    }
+    let secret_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for r in secrets {
+        let found = secret_api.get_opt(&r.name).await.map_err(|source| SpecError::Api {
+            what: format!("get secret {namespace}/{}", r.name),
+            source,
+        })?;
+        match found {
+            Some(s) => {
+                objects.secrets.insert(r.name, s);
+            }
+            None if r.optional => {}
+            None => return Err(SpecError::SecretNotFound { name: r.name }),
+        }
+    }
+    Ok(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_collect_every_source_and_required_wins() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{
+                    "name": "c",
+                    "env": [
+                        {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm1", "key": "k", "optional": true}}},
+                        {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s1", "key": "k"}}}
+                    ],
+                    "envFrom": [{"configMapRef": {"name": "cm1"}}, {"secretRef": {"name": "s2", "optional": true}}]
+                }],
+                "volumes": [
+                    {"name": "v1", "configMap": {"name": "cm2", "optional": true}},
+                    {"name": "v2", "secret": {"secretName": "s3"}},
+                    {"name": "v3", "projected": {"sources": [
+                        {"configMap": {"name": "kube-root-ca.crt"}},
+                        {"secret": {"name": "s4", "optional": true}}
+                    ]}}
+                ],
+                "imagePullSecrets": [{"name": "pull"}]
+            }
+        }))
+        .unwrap();
+        let (cms, secrets) = references(&pod);
+        let cms: Vec<_> = cms.into_iter().map(|r| (r.name, r.optional)).collect();
+        assert_eq!(
+            cms,
+            [
+                ("cm1".to_owned(), false),
+                ("cm2".to_owned(), true),
+                ("kube-root-ca.crt".to_owned(), false)
+            ]
+        );
+        let secrets: Vec<_> = secrets.into_iter().map(|r| (r.name, r.optional)).collect();
+        assert_eq!(
+            secrets,
+            [
+                ("pull".to_owned(), true),
+                ("s1".to_owned(), false),
+                ("s2".to_owned(), true),
+                ("s3".to_owned(), false),
+                ("s4".to_owned(), true)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn standalone_node_refuses_required_objects() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "cm"}}]}]}
+        }))
+        .unwrap();
+        assert!(matches!(
+            fetch_objects(None, &pod).await,
+            Err(SpecError::NoApiServer(_))
+        ));
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "cm", "optional": true}}]}]}
+        }))
+        .unwrap();
+        assert!(fetch_objects(None, &pod).await.unwrap().config_maps.is_empty());
+    }
+}

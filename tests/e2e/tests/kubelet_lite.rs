@@ -1,0 +1,518 @@
+//! kubelet-lite as a node of a real Kubernetes 1.20 control plane, with its embedded
+//! runtime-core: it registers and turns Ready, runs a Deployment applied with kubectl
+//! (env, config map and secret volumes), backs off a crashing container, keeps a pod with
+//! a failing readiness probe un-Ready, terminates deleted pods gracefully, runs static
+//! pods with their mirror pods, and adopts running pods after a restart.
+//!
+//! One environment for all: a local registry with the busybox test images (pulled as
+//! `docker.io/library/busybox:1.36` through mirrors), the control plane, and kubelet-lite
+//! as node `klt-lite-e2e` at `198.18.51.1` with pods on bridge `kltkl0`
+//! (`198.18.50.0/24`). The tests run in parallel, except the restart, which waits for
+//! the others (it holds the node's write lock). Container output is read from the log
+//! files the runtime writes (`kubectl logs` needs the kubelet API, a later issue).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use test_harness::cni::in_cidr;
+use test_harness::suite::{self, Test};
+use test_harness::{ControlPlane, KubeletLite, KubeletLiteOptions, Registry, TestImages, note};
+
+/// The node kubelet-lite registers.
+const NODE: &str = "klt-lite-e2e";
+
+/// The control plane binaries the test runs.
+const KUBERNETES_BINARIES: [&str; 3] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+
+/// How long a pod may take to run (a first pull, sandbox, container).
+const RUNNING_TIMEOUT: Duration = Duration::from_secs(90);
+
+struct Env {
+    // Dropped in this order: the node before the control plane and the registry.
+    node: RwLock<KubeletLite>,
+    control_plane: ControlPlane,
+    images: TestImages,
+    _registry: Registry,
+}
+
+impl Env {
+    fn setup() -> anyhow::Result<Env> {
+        test_harness::control_plane::kubernetes_binaries(&KUBERNETES_BINARIES)?;
+        let registry = Registry::start()?;
+        let images = test_harness::push_test_images(&registry)?;
+        let building = Instant::now();
+        e2e::workspace_binary("runtime-core", "runtime-core-monitor")?;
+        let binary = e2e::workspace_binary("kubelet-lite", "kubelet-lite")?;
+        note(format!(
+            "kubelet-lite built (or up to date) in {:.2?}",
+            building.elapsed()
+        ));
+        let control_plane = ControlPlane::start()?;
+        let options = KubeletLiteOptions {
+            node_name: NODE.into(),
+            ..KubeletLiteOptions::default()
+        };
+        let node = KubeletLite::start(&binary, &control_plane, &registry, options)?;
+        Ok(Env {
+            node: RwLock::new(node),
+            control_plane,
+            images,
+            _registry: registry,
+        })
+    }
+
+    fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
+        self.control_plane.kubectl(args)
+    }
+
+    fn apply(&self, manifest: &str) -> anyhow::Result<()> {
+        self.control_plane
+            .kubectl_with_input(["apply", "-f", "-"], manifest)
+            .map(drop)
+    }
+
+    /// `kubectl get pod NAME -o jsonpath={FIELD}`.
+    fn pod_field(&self, pod: &str, field: &str) -> anyhow::Result<String> {
+        self.kubectl(&["get", "pod", pod, "-o", &format!("jsonpath={{{field}}}")])
+    }
+
+    /// Waits until pod `pod` is Running; returns how long it took.
+    fn wait_running(&self, pod: &str) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        eventually(RUNNING_TIMEOUT, || {
+            Ok((self.pod_field(pod, ".status.phase").unwrap_or_default() == "Running").then_some(()))
+        })
+        .with_context(|| self.diagnostics(pod))?;
+        Ok(started.elapsed())
+    }
+
+    /// What a failed step shows: the pod and the end of kubelet-lite's log.
+    fn diagnostics(&self, pod: &str) -> String {
+        let describe = self
+            .kubectl(&["get", "pod", pod, "-o", "yaml"])
+            .unwrap_or_else(|err| format!("{err:#}"));
+        let log = self.node.read().map(|node| node.log_tail(60)).unwrap_or_default();
+        format!("pod {pod}:\n{describe}\n\nkubelet-lite's log ends with:\n{log}")
+    }
+
+    /// Everything container `container` of pod `pod` wrote, from the runtime's log files.
+    fn container_output(&self, pod: &str, container: &str) -> anyhow::Result<String> {
+        let uid = self.pod_field(pod, ".metadata.uid")?;
+        container_output_of(pod, &uid, container)
+    }
+
+    fn delete_quietly(&self, kind: &str, name: &str) {
+        let _ = self.kubectl(&["delete", kind, name, "--wait=false", "--ignore-not-found"]);
+    }
+}
+
+/// Everything container `container` of pod `pod` (UID `uid`) wrote, from the log files.
+fn container_output_of(pod: &str, uid: &str, container: &str) -> anyhow::Result<String> {
+    let dir = PathBuf::from("/var/log/pods")
+        .join(format!("default_{pod}_{uid}"))
+        .join(container);
+    let mut text = String::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for file in files {
+        text.push_str(&std::fs::read_to_string(&file).unwrap_or_default());
+    }
+    Ok(text)
+}
+
+fn main() -> ExitCode {
+    suite::run(
+        Env::setup,
+        vec![
+            Test::new(
+                "the_node_registers_ready_with_its_status",
+                the_node_registers_ready_with_its_status,
+            ),
+            Test::new(
+                "a_deployment_runs_three_pods_with_env_config_maps_and_secrets",
+                a_deployment_runs_three_pods_with_env_config_maps_and_secrets,
+            ),
+            Test::new(
+                "a_crashing_container_backs_off_with_growing_delays",
+                a_crashing_container_backs_off_with_growing_delays,
+            ),
+            Test::new(
+                "a_failing_readiness_probe_keeps_the_pod_unready",
+                a_failing_readiness_probe_keeps_the_pod_unready,
+            ),
+            Test::new(
+                "kubectl_delete_terminates_gracefully_and_the_pod_goes",
+                kubectl_delete_terminates_gracefully_and_the_pod_goes,
+            ),
+            Test::new(
+                "a_static_pod_runs_and_its_mirror_pod_appears",
+                a_static_pod_runs_and_its_mirror_pod_appears,
+            ),
+            Test::new(
+                "a_restarted_node_adopts_its_running_pods",
+                a_restarted_node_adopts_its_running_pods,
+            ),
+        ],
+    )
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or fails after `timeout`.
+fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match check() {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => None,
+            Err(err) => Some(err),
+        };
+        if Instant::now() >= deadline {
+            return Err(last.unwrap_or_else(|| anyhow::anyhow!("still not so")))
+                .with_context(|| format!("not so within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A single-container pod running `script` in busybox, with a short grace period.
+fn pod_manifest(name: &str, image: &str, script: &str, extra_container_fields: &str) -> String {
+    let script = serde_json::Value::from(script);
+    format!(
+        r#"{{
+  "apiVersion": "v1",
+  "kind": "Pod",
+  "metadata": {{"name": "{name}", "labels": {{"test": "{name}"}}}},
+  "spec": {{
+    "terminationGracePeriodSeconds": 5,
+    "containers": [{{
+      "name": "main",
+      "image": "{image}",
+      "command": ["sh", "-c", {script}]{extra_container_fields}
+    }}]
+  }}
+}}"#
+    )
+}
+
+fn the_node_registers_ready_with_its_status(env: &Env) -> anyhow::Result<()> {
+    let _node = env.node.read().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let field = |path: &str| env.kubectl(&["get", "node", NODE, "-o", &format!("jsonpath={{{path}}}")]);
+    ensure!(field(".status.conditions[?(@.type==\"Ready\")].status")? == "True");
+    ensure!(field(".status.addresses[?(@.type==\"InternalIP\")].address")? == "198.18.51.1");
+    ensure!(field(".status.capacity.pods")? == "110");
+    ensure!(!field(".status.capacity.cpu")?.is_empty() && !field(".status.capacity.memory")?.is_empty());
+    ensure!(!field(".status.allocatable.ephemeral-storage")?.is_empty());
+    let runtime = field(".status.nodeInfo.containerRuntimeVersion")?;
+    ensure!(runtime.contains("://"), "containerRuntimeVersion {runtime:?}");
+    ensure!(field(".metadata.labels.kubernetes\\.io/hostname")? == NODE);
+    ensure!(field(".metadata.labels.kubernetes\\.io/os")? == "linux");
+    ensure!(field(".status.daemonEndpoints.kubeletEndpoint.Port")? != "0");
+    let holder = eventually(Duration::from_secs(20), || {
+        let holder = env.kubectl(&[
+            "get",
+            "lease",
+            "-n",
+            "kube-node-lease",
+            NODE,
+            "--ignore-not-found",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])?;
+        Ok((!holder.is_empty()).then_some(holder))
+    })?;
+    ensure!(holder == NODE, "the lease is held by {holder:?}");
+    Ok(())
+}
+
+fn a_deployment_runs_three_pods_with_env_config_maps_and_secrets(env: &Env) -> anyhow::Result<()> {
+    let _node = env.node.read().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    env.apply(
+        r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config"},
+            "data": {"greeting": "hello from a config map", "color": "blue"}}"#,
+    )?;
+    env.apply(
+        r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-secret"},
+            "stringData": {"password": "s3cret-value"}}"#,
+    )?;
+    let script = "echo \"GREETING=$GREETING\"; echo \"COLOR=$COLOR\"; echo \"POD=$POD_NAME\"; \
+                  echo \"FILE=$(cat /etc/config/greeting)\"; echo \"SECRET=$(cat /etc/secret/password)\"; \
+                  exec sleep 3600";
+    let deployment = format!(
+        r#"{{
+  "apiVersion": "apps/v1",
+  "kind": "Deployment",
+  "metadata": {{"name": "web"}},
+  "spec": {{
+    "replicas": 3,
+    "selector": {{"matchLabels": {{"app": "web"}}}},
+    "template": {{
+      "metadata": {{"labels": {{"app": "web"}}}},
+      "spec": {{
+        "terminationGracePeriodSeconds": 2,
+        "containers": [{{
+          "name": "web",
+          "image": "{image}",
+          "command": ["sh", "-c", {script}],
+          "env": [
+            {{"name": "GREETING", "value": "hi there"}},
+            {{"name": "COLOR", "valueFrom": {{"configMapKeyRef": {{"name": "web-config", "key": "color"}}}}}},
+            {{"name": "POD_NAME", "valueFrom": {{"fieldRef": {{"fieldPath": "metadata.name"}}}}}}
+          ],
+          "volumeMounts": [
+            {{"name": "config", "mountPath": "/etc/config"}},
+            {{"name": "secret", "mountPath": "/etc/secret", "readOnly": true}}
+          ]
+        }}],
+        "volumes": [
+          {{"name": "config", "configMap": {{"name": "web-config"}}}},
+          {{"name": "secret", "secret": {{"secretName": "web-secret"}}}}
+        ]
+      }}
+    }}
+  }}
+}}"#,
+        image = env.images.busybox,
+        script = serde_json::Value::from(script),
+    );
+    let started = Instant::now();
+    env.apply(&deployment)?;
+    let pods = eventually(RUNNING_TIMEOUT, || {
+        let out = env.kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.status.podIP} {.spec.nodeName}{\"\\n\"}{end}",
+        ])?;
+        let running: Vec<Vec<String>> = out
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .filter(|f| f.len() == 4 && f[1] == "Running")
+            .collect();
+        Ok((running.len() == 3).then_some(running))
+    })
+    .with_context(|| env.diagnostics("-l app=web"))?;
+    note(format!(
+        "3 deployment pods Running {:.2?} after kubectl apply",
+        started.elapsed()
+    ));
+    for fields in &pods {
+        let (name, ip, node) = (&fields[0], &fields[2], &fields[3]);
+        ensure!(node == NODE, "{name} runs on {node}");
+        ensure!(in_cidr(ip, "198.18.50.0/24")?, "{name} has IP {ip}");
+        let output = eventually(Duration::from_secs(15), || {
+            let text = env.container_output(name, "web").unwrap_or_default();
+            Ok(text.contains("SECRET=").then_some(text))
+        })
+        .with_context(|| env.diagnostics(name))?;
+        for expected in [
+            "GREETING=hi there".to_owned(),
+            "COLOR=blue".to_owned(),
+            format!("POD={name}"),
+            "FILE=hello from a config map".to_owned(),
+            "SECRET=s3cret-value".to_owned(),
+        ] {
+            ensure!(
+                output.contains(&expected),
+                "{name} printed {output:?}, not {expected:?}"
+            );
+        }
+        ensure!(
+            env.pod_field(name, ".status.conditions[?(@.type==\"Ready\")].status")? == "True",
+            "{name} is not Ready"
+        );
+        ensure!(env.pod_field(name, ".status.qosClass")? == "BestEffort");
+        ensure!(env.pod_field(name, ".status.hostIP")? == "198.18.51.1");
+    }
+    env.kubectl(&["delete", "deployment", "web", "--wait=true", "--timeout=60s"])?;
+    eventually(Duration::from_secs(60), || {
+        Ok(env
+            .kubectl(&["get", "pods", "-l", "app=web", "-o", "name"])?
+            .trim()
+            .is_empty()
+            .then_some(()))
+    })
+    .context("the deployment's pods are not gone")?;
+    env.delete_quietly("configmap", "web-config");
+    env.delete_quietly("secret", "web-secret");
+    Ok(())
+}
+
+fn a_crashing_container_backs_off_with_growing_delays(env: &Env) -> anyhow::Result<()> {
+    let _node = env.node.read().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let pod = "crasher";
+    env.apply(&pod_manifest(pod, &env.images.busybox, "echo crashing; exit 3", ""))?;
+    let waiting = |env: &Env| {
+        env.pod_field(pod, ".status.containerStatuses[0].state.waiting.message")
+            .unwrap_or_default()
+    };
+    let started = Instant::now();
+    eventually(Duration::from_secs(60), || {
+        let reason = env.pod_field(pod, ".status.containerStatuses[0].state.waiting.reason")?;
+        Ok((reason == "CrashLoopBackOff" && waiting(env).contains("back-off 10s")).then_some(()))
+    })
+    .with_context(|| env.diagnostics(pod))?;
+    note(format!("CrashLoopBackOff (10s) after {:.2?}", started.elapsed()));
+    eventually(Duration::from_secs(60), || {
+        Ok(waiting(env).contains("back-off 20s").then_some(()))
+    })
+    .with_context(|| env.diagnostics(pod))?;
+    note(format!("CrashLoopBackOff (20s) after {:.2?}", started.elapsed()));
+    let restarts: u32 = env
+        .pod_field(pod, ".status.containerStatuses[0].restartCount")?
+        .parse()?;
+    ensure!(restarts >= 2, "restartCount {restarts}");
+    let exit = env.pod_field(pod, ".status.containerStatuses[0].lastState.terminated.exitCode")?;
+    ensure!(exit == "3", "lastState exit code {exit:?}");
+    env.delete_quietly("pod", pod);
+    Ok(())
+}
+
+fn a_failing_readiness_probe_keeps_the_pod_unready(env: &Env) -> anyhow::Result<()> {
+    let _node = env.node.read().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let probe = |command: &str| {
+        format!(
+            r#",
+      "readinessProbe": {{"exec": {{"command": ["{command}"]}}, "periodSeconds": 1, "failureThreshold": 1}}"#
+        )
+    };
+    env.apply(&pod_manifest(
+        "unready",
+        &env.images.busybox,
+        "exec sleep 3600",
+        &probe("false"),
+    ))?;
+    env.apply(&pod_manifest(
+        "ready",
+        &env.images.busybox,
+        "exec sleep 3600",
+        &probe("true"),
+    ))?;
+    env.wait_running("unready")?;
+    env.wait_running("ready")?;
+    let ready = |pod: &str| {
+        env.pod_field(pod, ".status.conditions[?(@.type==\"Ready\")].status")
+            .unwrap_or_default()
+    };
+    eventually(Duration::from_secs(30), || Ok((ready("ready") == "True").then_some(())))
+        .with_context(|| env.diagnostics("ready"))?;
+    for _ in 0..12 {
+        ensure!(ready("unready") == "False", "{}", env.diagnostics("unready"));
+        ensure!(env.pod_field("unready", ".status.containerStatuses[0].ready")? == "false");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    ensure!(env.pod_field("unready", ".status.phase")? == "Running");
+    env.delete_quietly("pod", "unready");
+    env.delete_quietly("pod", "ready");
+    Ok(())
+}
+
+fn kubectl_delete_terminates_gracefully_and_the_pod_goes(env: &Env) -> anyhow::Result<()> {
+    let _node = env.node.read().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let pod = "graceful";
+    let script = "trap 'echo got SIGTERM; exit 0' TERM; echo started; while true; do sleep 0.2; done";
+    let hook = r#",
+      "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "echo prestop ran > /proc/1/fd/1"]}}}"#;
+    env.apply(&pod_manifest(pod, &env.images.busybox, script, hook))?;
+    env.wait_running(pod)?;
+    eventually(Duration::from_secs(10), || {
+        Ok(env.container_output(pod, "main")?.contains("started").then_some(()))
+    })?;
+    let uid = env.pod_field(pod, ".metadata.uid")?;
+    let deleting = Instant::now();
+    env.kubectl(&["delete", "pod", pod, "--wait=false"])?;
+    let output = eventually(Duration::from_secs(30), || {
+        let text = container_output_of(pod, &uid, "main").unwrap_or_default();
+        Ok((text.contains("prestop ran") && text.contains("got SIGTERM")).then_some(text))
+    })
+    .with_context(|| env.diagnostics(pod))?;
+    let prestop = output.find("prestop ran").unwrap_or_default();
+    let sigterm = output.find("got SIGTERM").unwrap_or_default();
+    ensure!(prestop < sigterm, "SIGTERM came before the preStop hook: {output:?}");
+    eventually(Duration::from_secs(30), || {
+        let left = env.kubectl(&[
+            "get",
+            "pod",
+            pod,
+            "--ignore-not-found",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])?;
+        Ok((left != uid).then_some(()))
+    })
+    .with_context(|| env.diagnostics(pod))?;
+    note(format!(
+        "pod {pod} terminated gracefully and gone {:.2?} after kubectl delete",
+        deleting.elapsed()
+    ));
+    Ok(())
+}
+
+fn a_static_pod_runs_and_its_mirror_pod_appears(env: &Env) -> anyhow::Result<()> {
+    let node = env.node.read().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let manifest = node.manifests_dir().join("static-web.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\n  labels:\n    app: static\nspec:\n  \
+             terminationGracePeriodSeconds: 2\n  containers:\n  - name: web\n    image: {}\n    \
+             command: [\"sh\", \"-c\", \"echo static pod up; exec sleep 3600\"]\n",
+            env.images.busybox
+        ),
+    )?;
+    drop(node);
+    let mirror = format!("static-web-{NODE}");
+    let started = Instant::now();
+    env.wait_running(&mirror)?;
+    note(format!(
+        "static pod's mirror Running {:.2?} after the manifest appeared",
+        started.elapsed()
+    ));
+    let annotation = env.pod_field(&mirror, ".metadata.annotations.kubernetes\\.io/config\\.mirror")?;
+    ensure!(!annotation.is_empty(), "the mirror pod has no config.mirror annotation");
+    ensure!(in_cidr(&env.pod_field(&mirror, ".status.podIP")?, "198.18.50.0/24")?);
+    std::fs::remove_file(&manifest)?;
+    eventually(Duration::from_secs(30), || {
+        Ok(env
+            .kubectl(&["get", "pod", &mirror, "--ignore-not-found", "-o", "name"])?
+            .trim()
+            .is_empty()
+            .then_some(()))
+    })
+    .context("the mirror pod stays after its manifest was removed")?;
+    Ok(())
+}
+
+fn a_restarted_node_adopts_its_running_pods(env: &Env) -> anyhow::Result<()> {
+    let pod = "adoptee";
+    env.apply(&pod_manifest(pod, &env.images.busybox, "exec sleep 3600", ""))?;
+    env.wait_running(pod)?;
+    let id_before = eventually(Duration::from_secs(10), || {
+        let id = env.pod_field(pod, ".status.containerStatuses[0].containerID")?;
+        Ok((!id.is_empty()).then_some(id))
+    })?;
+    {
+        let mut node = env.node.write().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let restarting = Instant::now();
+        node.restart()?;
+        note(format!("kubelet-lite restarted in {:.2?}", restarting.elapsed()));
+    }
+    // Give the new process time to sync the pod (and to do something wrong, if it would).
+    std::thread::sleep(Duration::from_secs(5));
+    let id_after = env.pod_field(pod, ".status.containerStatuses[0].containerID")?;
+    ensure!(id_after == id_before, "container {id_before} replaced by {id_after}");
+    ensure!(env.pod_field(pod, ".status.containerStatuses[0].restartCount")? == "0");
+    ensure!(env.pod_field(pod, ".status.phase")? == "Running");
+    ensure!(env.pod_field(pod, ".status.conditions[?(@.type==\"Ready\")].status")? == "True");
+    let log = env.node.read().map_err(|_| anyhow::anyhow!("poisoned"))?.log_tail(400);
+    ensure!(log.contains("adopted the pod's sandbox"), "no adoption in the log");
+    env.delete_quietly("pod", pod);
+    Ok(())
+}
