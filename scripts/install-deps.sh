@@ -44,6 +44,22 @@ if ! command -v kubectl >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends kubernetes-client
 fi
 
+# kubectl 1.20 beside it, not instead of it (installing the package would shadow 1.32): the
+# kubelet-lite API tests run both. Unpacked once into /var/cache/kubelet-lite/kubectl-1.20.
+KUBECTL_120_DIR=/var/cache/kubelet-lite/kubectl-1.20
+if [ ! -x "$KUBECTL_120_DIR/usr/bin/kubectl" ]; then
+    echo "unpacking: kubernetes-client (kubectl 1.20) into $KUBECTL_120_DIR"
+    download=$(mktemp -d)
+    chmod 755 "$download" # apt-get download fetches as user _apt
+    (cd "$download" && apt-get download -q kubernetes-client) || {
+        apt-get update -q
+        (cd "$download" && apt-get download -q kubernetes-client)
+    }
+    mkdir -p "$KUBECTL_120_DIR"
+    dpkg-deb -x "$download"/kubernetes-client_*.deb "$KUBECTL_120_DIR"
+    rm -rf "$download"
+fi
+
 # kube-apiserver, kube-controller-manager, kube-scheduler and kubelet 1.20.2: built once per
 # machine (several minutes), cached in /var/cache/kubelet-lite afterwards.
 "$(dirname "$0")/build-kubernetes.sh"

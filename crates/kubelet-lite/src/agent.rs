@@ -3,16 +3,17 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::config::Settings;
+use crate::config::{AuthorizationModeName, Settings};
 use crate::node::{self, NodeFacts};
-use crate::pods::{self, PodContext, Source, StatusManager};
+use crate::pods::{self, PodContext, PodSnapshot, Source, StatusManager};
 use crate::runtime::{EmbeddedError, EmbeddedRuntime};
+use crate::server::{self, AuthenticationConfig, AuthorizationMode, Metrics, ServerConfig, ServingCertificate};
 use crate::spec::NodeContext;
 
 /// How long the runtime may take to answer CRI Version at start-up.
@@ -52,6 +53,9 @@ pub enum AgentError {
     /// The node could not be registered.
     #[error(transparent)]
     Node(#[from] node::NodeError),
+    /// The kubelet API could not be set up.
+    #[error("the kubelet API: {0}")]
+    Server(#[from] server::ServerError),
 }
 
 /// Runs the node agent with `settings` until `shutdown` completes. Pods keep running
@@ -99,6 +103,27 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         root_dir: settings.root_dir.clone(),
     };
     let mut tasks = Vec::new();
+    let pods = PodSnapshot::default();
+    let metrics = Metrics::default();
+    let api = match api_config(&settings, node_ip, client.is_some()) {
+        Some(config) => {
+            let services = server::Services {
+                kube: client.clone(),
+                cri: Some(runtime.clone()),
+                pods: Arc::new(pods.clone()),
+                metrics: metrics.clone(),
+            };
+            let api = server::Server::bind(config, services).await?;
+            tracing::info!(address = ?api.local_addr().ok(), "serving the kubelet API");
+            Some(api)
+        }
+        None => {
+            tracing::info!(
+                "the kubelet API is off: standalone, it serves only with --client-ca-file and --authorization-mode=AlwaysAllow"
+            );
+            None
+        }
+    };
     let mut node_uid = None;
     if let Some(client) = &client {
         let uid = register_until_done(client, &facts, &runtime).await;
@@ -129,6 +154,8 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         node_uid,
         runtime_name: version.runtime_name.clone(),
         status: StatusManager::spawn(client.clone()),
+        pods,
+        metrics,
     });
     let (events, receiver) = mpsc::unbounded_channel();
     let mut sources = HashSet::new();
@@ -156,6 +183,14 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     tasks.push(tokio::spawn(pods::run_manager(ctx, receiver, sources)));
     tracing::info!(node = %settings.node_name, ip = ?node_ip, "kubelet-lite running");
 
+    if let Some(api) = api {
+        // Served until the task is aborted at shutdown.
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = api.serve(std::future::pending()).await {
+                tracing::error!(error = %err, "the kubelet API stopped");
+            }
+        }));
+    }
     shutdown.await;
     tracing::info!("shutting down (pods keep running)");
     for task in &tasks {
@@ -173,6 +208,47 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         tracing::warn!("the embedded runtime did not stop in time (clients still connected)");
     }
     Ok(())
+}
+
+/// The kubelet API's configuration, or `None` when it must not be served: standalone
+/// (no apiserver to review tokens or authorize), it serves only client certificates of
+/// `--client-ca-file` with AlwaysAllow, both asked for explicitly.
+fn api_config(settings: &Settings, node_ip: Option<IpAddr>, with_apiserver: bool) -> Option<ServerConfig> {
+    let api = &settings.api;
+    let always_allow = api.authorization_mode == Some(AuthorizationModeName::AlwaysAllow);
+    if !with_apiserver && !(always_allow && api.client_ca_file.is_some()) {
+        return None;
+    }
+    let address = SocketAddr::new(api.address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), settings.port);
+    let serving_certificate = match &api.tls_files {
+        Some((cert, key)) => ServingCertificate::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        None => ServingCertificate::SelfSigned {
+            dns_names: vec![settings.node_name.clone()],
+            ips: node_ip
+                .into_iter()
+                .chain(api.address.filter(|ip| !ip.is_unspecified()))
+                .collect(),
+        },
+    };
+    Some(ServerConfig {
+        address,
+        node_name: settings.node_name.clone(),
+        serving_certificate,
+        client_ca_file: api.client_ca_file.clone(),
+        authentication: AuthenticationConfig {
+            anonymous: api.anonymous_auth,
+            webhook: with_apiserver,
+            ..AuthenticationConfig::default()
+        },
+        authorization: if always_allow {
+            AuthorizationMode::AlwaysAllow
+        } else {
+            AuthorizationMode::default()
+        },
+    })
 }
 
 /// Connects to the runtime, waiting up to [`RUNTIME_WAIT`] for it to answer Version.
@@ -213,4 +289,47 @@ fn detect_node_ip() -> Option<IpAddr> {
     socket.connect("198.18.0.1:9").ok()?;
     let ip = socket.local_addr().ok()?.ip();
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Args, ConfigFile};
+
+    fn settings(flags: &[&str]) -> Settings {
+        let args = <Args as clap::Parser>::try_parse_from(std::iter::once("kubelet-lite").chain(flags.iter().copied()))
+            .unwrap();
+        Settings::merge(args, ConfigFile::default(), Some("n1".into())).unwrap()
+    }
+
+    #[test]
+    fn with_an_apiserver_the_api_reviews_tokens_and_asks_the_apiserver() {
+        let ip = Some("198.18.61.1".parse().unwrap());
+        let config = api_config(&settings(&["--port", "10999"]), ip, true).unwrap();
+        assert_eq!(config.address, "0.0.0.0:10999".parse().unwrap());
+        assert_eq!(config.authorization, AuthorizationMode::default());
+        assert!(config.authentication.webhook && !config.authentication.anonymous);
+        assert_eq!(
+            config.serving_certificate,
+            ServingCertificate::SelfSigned {
+                dns_names: vec!["n1".into()],
+                ips: vec![ip.unwrap()],
+            }
+        );
+    }
+
+    #[test]
+    fn standalone_the_api_serves_only_client_certificates_with_always_allow() {
+        assert!(api_config(&settings(&[]), None, false).is_none());
+        assert!(api_config(&settings(&["--authorization-mode", "AlwaysAllow"]), None, false).is_none());
+        assert!(api_config(&settings(&["--client-ca-file", "/ca.crt"]), None, false).is_none());
+        let config = api_config(
+            &settings(&["--client-ca-file", "/ca.crt", "--authorization-mode", "AlwaysAllow"]),
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(config.authorization, AuthorizationMode::AlwaysAllow);
+        assert!(!config.authentication.webhook);
+    }
 }

@@ -67,12 +67,79 @@ pub struct Args {
     /// The cluster's DNS domain.
     #[arg(long)]
     pub cluster_domain: Option<String>,
-    /// The kubelet API port this node advertises.
+    /// The kubelet API port this node serves and advertises.
     #[arg(long)]
     pub port: Option<u16>,
+    /// The address the kubelet API listens on (default: all addresses, `0.0.0.0`).
+    #[arg(long)]
+    pub address: Option<IpAddr>,
+    /// The kubelet API's serving certificate (PEM, then its chain); without it and
+    /// `--tls-private-key-file`, a self-signed one for the node's name and address.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of `--tls-cert-file`.
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// The CA that client certificates of the kubelet API must chain to.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Let requests with no credentials into the kubelet API as `system:anonymous`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub anonymous_auth: Option<bool>,
+    /// How the kubelet API authorizes requests: `Webhook` (SubjectAccessReview, the
+    /// default with a kubeconfig) or `AlwaysAllow`.
+    #[arg(long, value_enum)]
+    pub authorization_mode: Option<AuthorizationModeName>,
     /// A KubeletConfiguration file (the subset of fields these flags cover).
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+/// The kubelet API's authorization modes, as `--authorization-mode` and
+/// `authorization.mode` name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+pub enum AuthorizationModeName {
+    /// Every authenticated request is allowed: only when asked for.
+    #[value(name = "AlwaysAllow")]
+    AlwaysAllow,
+    /// The apiserver decides through SubjectAccessReview.
+    #[value(name = "Webhook")]
+    Webhook,
+}
+
+/// `authentication` of a KubeletConfiguration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AuthenticationFile {
+    /// `authentication.x509`.
+    pub x509: X509File,
+    /// `authentication.anonymous`.
+    pub anonymous: EnabledFile,
+}
+
+/// `authentication.x509` of a KubeletConfiguration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct X509File {
+    /// `clientCAFile`.
+    #[serde(rename = "clientCAFile")]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// A `{enabled: BOOL}` block of a KubeletConfiguration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnabledFile {
+    /// `enabled`.
+    pub enabled: Option<bool>,
+}
+
+/// `authorization` of a KubeletConfiguration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AuthorizationFile {
+    /// `mode`.
+    pub mode: Option<AuthorizationModeName>,
 }
 
 /// The subset of `kubelet.config.k8s.io/v1beta1` `KubeletConfiguration` kubelet-lite reads.
@@ -91,6 +158,16 @@ pub struct ConfigFile {
     pub cluster_domain: Option<String>,
     /// `port`.
     pub port: Option<u16>,
+    /// `address`.
+    pub address: Option<IpAddr>,
+    /// `tlsCertFile`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `tlsPrivateKeyFile`.
+    pub tls_private_key_file: Option<PathBuf>,
+    /// `authentication`.
+    pub authentication: AuthenticationFile,
+    /// `authorization`.
+    pub authorization: AuthorizationFile,
     /// `containerRuntimeEndpoint` (a field of newer kubelets).
     pub container_runtime_endpoint: Option<String>,
     /// `podCIDR`.
@@ -122,6 +199,9 @@ pub enum ConfigError {
     /// A duration is not a Go duration.
     #[error("invalid duration {0:?}")]
     Duration(String),
+    /// Only one of the certificate and its key is given.
+    #[error("--tls-cert-file and --tls-private-key-file go together")]
+    TlsPair,
     /// The node name could not be found out.
     #[error("no --node-name given and the host name is unknown")]
     NodeName,
@@ -152,10 +232,27 @@ pub struct Settings {
     pub cluster_dns: Vec<IpAddr>,
     /// Cluster DNS domain.
     pub cluster_domain: String,
-    /// The advertised kubelet API port.
+    /// The kubelet API port, served and advertised.
     pub port: u16,
+    /// How the kubelet API is served.
+    pub api: ApiSettings,
     /// How often the node status is computed (and patched if it changed).
     pub node_status_update_frequency: Duration,
+}
+
+/// The kubelet API's settings (flags and file merged).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApiSettings {
+    /// The listening address; `None` is all addresses.
+    pub address: Option<IpAddr>,
+    /// The serving certificate and key files; `None`: self-signed.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// The client CA file.
+    pub client_ca_file: Option<PathBuf>,
+    /// Whether anonymous requests are let in.
+    pub anonymous_auth: bool,
+    /// The authorization mode asked for; `None` is the default (Webhook).
+    pub authorization_mode: Option<AuthorizationModeName>,
 }
 
 impl Settings {
@@ -178,6 +275,24 @@ impl Settings {
         let frequency = match &file.node_status_update_frequency {
             Some(text) => parse_duration(text)?,
             None => Duration::from_secs(10),
+        };
+        let tls_files = match (
+            args.tls_cert_file.or(file.tls_cert_file),
+            args.tls_private_key_file.or(file.tls_private_key_file),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err(ConfigError::TlsPair),
+        };
+        let api = ApiSettings {
+            address: args.address.or(file.address),
+            tls_files,
+            client_ca_file: args.client_ca_file.or(file.authentication.x509.client_ca_file),
+            anonymous_auth: args
+                .anonymous_auth
+                .or(file.authentication.anonymous.enabled)
+                .unwrap_or(false),
+            authorization_mode: args.authorization_mode.or(file.authorization.mode),
         };
         Ok(Settings {
             kubeconfig: args.kubeconfig,
@@ -202,6 +317,7 @@ impl Settings {
                 .or(file.cluster_domain)
                 .unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.to_owned()),
             port: args.port.or(file.port).unwrap_or(DEFAULT_PORT),
+            api,
             node_status_update_frequency: frequency,
         })
     }
@@ -285,6 +401,53 @@ mod tests {
         assert_eq!(settings.node_status_update_frequency, Duration::from_secs(2));
         assert_eq!(settings.port, DEFAULT_PORT);
         assert_eq!(settings.root_dir, PathBuf::from(DEFAULT_ROOT_DIR));
+        assert_eq!(settings.api, ApiSettings::default());
+    }
+
+    #[test]
+    fn api_settings_come_from_the_file_and_flags_win() {
+        let file = ConfigFile::parse(
+            "tlsCertFile: /k/serving.crt\ntlsPrivateKeyFile: /k/serving.key\n\
+             authentication:\n  x509:\n    clientCAFile: /k/ca.crt\n  anonymous:\n    enabled: true\n\
+             authorization:\n  mode: AlwaysAllow\n",
+        )
+        .unwrap();
+        let settings = Settings::merge(Args::default(), file.clone(), Some("n".into())).unwrap();
+        assert_eq!(
+            settings.api.tls_files,
+            Some((PathBuf::from("/k/serving.crt"), PathBuf::from("/k/serving.key")))
+        );
+        assert_eq!(settings.api.client_ca_file, Some(PathBuf::from("/k/ca.crt")));
+        assert!(settings.api.anonymous_auth);
+        assert_eq!(
+            settings.api.authorization_mode,
+            Some(AuthorizationModeName::AlwaysAllow)
+        );
+
+        let args = Args::try_parse_from([
+            "kubelet-lite",
+            "--anonymous-auth=false",
+            "--authorization-mode",
+            "Webhook",
+            "--client-ca-file",
+            "/other/ca.crt",
+        ])
+        .unwrap();
+        let settings = Settings::merge(args, file, Some("n".into())).unwrap();
+        assert!(!settings.api.anonymous_auth);
+        assert_eq!(settings.api.authorization_mode, Some(AuthorizationModeName::Webhook));
+        assert_eq!(settings.api.client_ca_file, Some(PathBuf::from("/other/ca.crt")));
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_refused() {
+        let args = Args::try_parse_from(["kubelet-lite", "--tls-cert-file", "/k/serving.crt"]).unwrap();
+        assert!(matches!(
+            Settings::merge(args, ConfigFile::default(), Some("n".into())),
+            Err(ConfigError::TlsPair)
+        ));
+        let bare = Args::try_parse_from(["kubelet-lite", "--anonymous-auth"]).unwrap();
+        assert_eq!(bare.anonymous_auth, Some(true));
     }
 
     #[test]

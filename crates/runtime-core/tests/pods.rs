@@ -35,7 +35,7 @@ const BRIDGE: &str = "kltrc0";
 const SUBNET: &str = "198.18.1.0/24";
 
 /// A container that runs until it is stopped, and ends at once (exit 0) on SIGTERM.
-const TRAPS_TERM: &str = "trap \"exit 0\" TERM; while true; do sleep 1; done";
+const TRAPS_TERM: &str = "trap \"exit 0\" TERM; echo trapping; while true; do sleep 1; done";
 /// A container that runs until it is killed.
 const RUNS: &str = "while true; do sleep 1; done";
 /// A TCP server on port 8080 answering `hi` to every connection.
@@ -152,6 +152,13 @@ fn the_whole_pod_lifecycle(env: &Env) -> anyhow::Result<()> {
         }
         ensure!(running.started_at >= running.created_at, "{running:?}");
 
+        // StopContainer before the shell installed its trap would end it by SIGTERM (143).
+        let log = pods::container_log(&pod.config, "worker");
+        pods::eventually("the TERM trap", Duration::from_secs(10), || {
+            let trapping = std::fs::read_to_string(&log).unwrap_or_default().contains("trapping");
+            async move { Ok(trapping.then_some(())) }
+        })
+        .await?;
         let stopping = Instant::now();
         env.client
             .stop_container(&id, Duration::from_secs(5))

@@ -555,8 +555,9 @@ pub struct Forwarded<S> {
 }
 
 impl<S> Forwarded<S> {
-    /// Waits for the server to end the connection's error stream and returns what it
-    /// reported, if anything (e.g. that nothing listens on the port).
+    /// Waits for the server's report on the connection's error stream, if any (e.g. that
+    /// nothing listens on the port): over SPDY until the stream ends, over WebSocket
+    /// the first message (or the end of the session).
     pub async fn error(self) -> Option<String> {
         drop(self.data);
         let report = self.error.await.ok()?;
@@ -640,9 +641,15 @@ pub async fn port_forward_websocket(
                 "data channel announced port {announced}, expected {port}"
             )));
         }
+        // A WebSocket channel has no end of its own: the report is the first message.
         let error = tokio::spawn(async move {
+            let mut report = vec![0; 64 * 1024];
             match error.read_u16_le().await {
-                Ok(_) => read_all(Some(error)).await,
+                Ok(_) => {
+                    let n = error.read(&mut report).await.unwrap_or(0);
+                    report.truncate(n);
+                    report
+                }
                 Err(_) => Vec::new(),
             }
         });

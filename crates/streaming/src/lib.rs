@@ -31,8 +31,7 @@
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let (server, listener) = Server::bind(Config::default(), Echo).await?;
-//! tokio::spawn(server.clone().serve(listener));
+//! let server = Server::start(Config::default(), std::sync::Arc::new(Echo)).await?;
 //! let url = server
 //!     .get_exec(ExecRequest { container_id: "c1".into(), cmd: vec!["hello".into()], stdout: true, ..Default::default() })
 //!     .expect("a valid request");
@@ -41,11 +40,14 @@
 //! # }
 //! ```
 //!
-//! Where to start reading: [`server`] for the HTTP side and the URLs, `remotecommand`
-//! and `portforward` for the sessions, [`spdy`] and `wsstream` for the two transports.
+//! [`client`] speaks the same protocols from the other end, as kubectl does.
+//!
+//! Where to start reading: [`server`] for the HTTP side and the URLs, [`remotecommand`]
+//! and [`portforward`] for the sessions, [`spdy`] and `wsstream` for the two transports.
 
 pub mod client;
 mod idle;
+mod pipe;
 pub mod portforward;
 pub mod remotecommand;
 mod request;

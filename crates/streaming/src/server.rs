@@ -41,7 +41,7 @@ const SEC_WEBSOCKET_ACCEPT: &str = "Sec-WebSocket-Accept";
 /// The streaming server's settings; [`Config::default`] has the kubelet's values.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where [`Server::bind`] listens. Port 0 picks a free port.
+    /// Where [`Server::start`] listens. Port 0 picks a free port.
     pub addr: SocketAddr,
     /// The URLs' base (`scheme://host:port/prefix`), when it is not `http://` plus the
     /// bound address: behind a proxy, or with TLS in front.
@@ -351,7 +351,7 @@ impl<R: Runtime> Server<R> {
         if is_websocket(headers) {
             let (response, protocol) = match websocket_handshake(headers, &remotecommand::WEBSOCKET_PROTOCOLS) {
                 Ok(accepted) => accepted,
-                Err(response) => return response,
+                Err(response) => return *response,
             };
             self.spawn_session(span, async move {
                 let Some(ws) = upgraded_websocket(on_upgrade, &limits).await else {
@@ -364,7 +364,7 @@ impl<R: Runtime> Server<R> {
         }
         let (response, protocol) = match spdy_handshake(headers, &inner.config.supported_remote_command_protocols) {
             Ok(accepted) => accepted,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         self.spawn_session(span, async move {
             let Some(io) = upgraded(on_upgrade).await else { return };
@@ -399,7 +399,7 @@ impl<R: Runtime> Server<R> {
             };
             let (response, protocol) = match websocket_handshake(headers, &portforward::WEBSOCKET_PROTOCOLS) {
                 Ok(accepted) => accepted,
-                Err(response) => return response,
+                Err(response) => return *response,
             };
             self.spawn_session(span, async move {
                 let Some(ws) = upgraded_websocket(on_upgrade, &limits).await else {
@@ -419,7 +419,7 @@ impl<R: Runtime> Server<R> {
         }
         let (response, _protocol) = match spdy_handshake(headers, &inner.config.supported_port_forward_protocols) {
             Ok(accepted) => accepted,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         self.spawn_session(span, async move {
             let Some(io) = upgraded(on_upgrade).await else { return };
@@ -498,6 +498,11 @@ fn text(status: StatusCode, message: &str) -> Response<Body> {
     response
 }
 
+/// A refused upgrade, boxed: error responses travel in `Err`.
+fn refused(status: StatusCode, message: &str) -> Box<Response<Body>> {
+    Box::new(text(status, message))
+}
+
 fn not_found() -> Response<Body> {
     text(StatusCode::NOT_FOUND, "404 page not found")
 }
@@ -529,10 +534,10 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 
 /// The SPDY upgrade: negotiates the protocol (the client's first choice the server
 /// speaks) and builds the 101 response, or the error response the kubelet gives.
-fn spdy_handshake(headers: &HeaderMap, supported: &[String]) -> Result<(Response<Body>, String), Response<Body>> {
+fn spdy_handshake(headers: &HeaderMap, supported: &[String]) -> Result<(Response<Body>, String), Box<Response<Body>>> {
     let offered = header_list(headers, HEADER_PROTOCOL_VERSION);
     if offered.is_empty() {
-        return Err(text(
+        return Err(refused(
             StatusCode::BAD_REQUEST,
             &format!("unable to upgrade: {HEADER_PROTOCOL_VERSION} is required"),
         ));
@@ -549,7 +554,7 @@ fn spdy_handshake(headers: &HeaderMap, supported: &[String]) -> Result<(Response
                 response.headers_mut().append(HEADER_ACCEPTED_PROTOCOL_VERSIONS, value);
             }
         }
-        return Err(response);
+        return Err(Box::new(response));
     };
     let connection_upgrade = headers
         .get_all(CONNECTION)
@@ -559,7 +564,7 @@ fn spdy_handshake(headers: &HeaderMap, supported: &[String]) -> Result<(Response
         .to_ascii_lowercase()
         .contains(&spdy::UPGRADE.to_ascii_lowercase());
     if !connection_upgrade || !spdy_upgrade {
-        return Err(text(
+        return Err(refused(
             StatusCode::BAD_REQUEST,
             "unable to upgrade: missing upgrade headers in request",
         ));
@@ -579,22 +584,22 @@ fn spdy_handshake(headers: &HeaderMap, supported: &[String]) -> Result<(Response
 fn websocket_handshake(
     headers: &HeaderMap,
     offered: &[Protocol],
-) -> Result<(Response<Body>, Protocol), Response<Body>> {
+) -> Result<(Response<Body>, Protocol), Box<Response<Body>>> {
     if header_str(headers, SEC_WEBSOCKET_VERSION) != "13" {
         let mut response = text(StatusCode::BAD_REQUEST, "unsupported websocket version");
         response
             .headers_mut()
             .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return Err(response);
+        return Err(Box::new(response));
     }
     let key = header_str(headers, SEC_WEBSOCKET_KEY);
     if key.is_empty() {
-        return Err(text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"));
+        return Err(refused(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"));
     }
     let requested = header_list(headers, SEC_WEBSOCKET_PROTOCOL);
     let Some(protocol) = wsstream::negotiate(&requested, offered) else {
         let names: Vec<&str> = offered.iter().map(|p| p.name).collect();
-        return Err(text(
+        return Err(refused(
             StatusCode::FORBIDDEN,
             &format!("requested protocol(s) are not supported: {requested:?}; supports {names:?}"),
         ));

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::{CancellationToken, PollSemaphore};
 
 use crate::idle::Activity;
+use crate::pipe::Incoming;
 
 /// The binary channel subprotocol (also what a client naming no subprotocol gets).
 pub const CHANNEL_PROTOCOL: &str = "channel.k8s.io";
@@ -176,8 +177,7 @@ impl ChannelConn {
             });
             handles.push(Channel {
                 num: num as u8,
-                input: rx,
-                pending: Bytes::new(),
+                input: Incoming::new(rx),
                 output,
             });
         }
@@ -382,30 +382,13 @@ struct Output {
 /// messages on it.
 pub struct Channel {
     num: u8,
-    input: Option<mpsc::Receiver<Bytes>>,
-    pending: Bytes,
+    input: Incoming,
     output: Option<Output>,
 }
 
 impl AsyncRead for Channel {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if this.pending.is_empty() {
-            let Some(input) = this.input.as_mut() else {
-                return Poll::Ready(Ok(()));
-            };
-            match ready!(input.poll_recv(cx)) {
-                Some(data) => this.pending = data,
-                None => {
-                    this.input = None;
-                    return Poll::Ready(Ok(()));
-                }
-            }
-        }
-        let n = buf.remaining().min(this.pending.len());
-        buf.put_slice(&this.pending[..n]);
-        this.pending.advance(n);
-        Poll::Ready(Ok(()))
+        self.input.poll_read(cx, buf).map_ok(|_| ())
     }
 }
 

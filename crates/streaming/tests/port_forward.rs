@@ -9,7 +9,7 @@ use streaming::PortForwardRequest;
 use streaming::client;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-const TEN_MB: usize = 256 * 1024;
+const TEN_MB: usize = 10 * 1024 * 1024;
 
 fn payload(seed: u32) -> Vec<u8> {
     (0..TEN_MB as u32)

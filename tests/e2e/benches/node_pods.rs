@@ -508,8 +508,8 @@ fn report(pods: usize, results: &[(&str, Measured)]) -> String {
         out,
         "{:<14} {:>16} {:>16} {:>24}",
         "node",
-        format!("agent Rss/{pods}"),
-        format!("agent Pss/{pods}"),
+        format!("agent Rss, {pods} pods"),
+        format!("agent Pss, {pods} pods"),
         format!("node Rss / Pss, {WHOLE_NODE_PODS} pods")
     );
     for (name, m) in results {

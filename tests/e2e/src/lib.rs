@@ -5,6 +5,9 @@
 //! `test_harness::suite`); this library holds what they share: finding the workspace's
 //! own binaries, built by the same cargo and profile as the test.
 //!
+//! - `tests/kubelet_lite_api.rs`: `kubectl exec`, `attach`, `logs` and `port-forward`
+//!   (kubectl 1.32 and 1.20) through the apiserver to kubelet-lite nodes running
+//!   runtime-core and containerd.
 //! - `tests/kubelet_runtime_core.rs`: the real kubelet 1.20, registered with a real control
 //!   plane, runs a pod created with `kubectl` through runtime-core over CRI v1alpha2.
 //!
@@ -21,6 +24,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -65,4 +69,22 @@ pub fn workspace_binary(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
         bail!("cargo built package {package}, but {} does not exist", path.display());
     }
     Ok(path)
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or fails after `timeout` with the
+/// last error `check` gave.
+pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match check() {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => None,
+            Err(err) => Some(err),
+        };
+        if Instant::now() >= deadline {
+            return Err(last.unwrap_or_else(|| anyhow::anyhow!("still not so")))
+                .with_context(|| format!("not so within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

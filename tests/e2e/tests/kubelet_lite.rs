@@ -17,6 +17,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
+use e2e::eventually;
 use test_harness::cni::in_cidr;
 use test_harness::suite::{self, Test};
 use test_harness::{ControlPlane, KubeletLite, KubeletLiteOptions, Registry, TestImages, note};
@@ -161,23 +162,6 @@ fn main() -> ExitCode {
             ),
         ],
     )
-}
-
-/// Polls `check` every 250 ms until it returns `Some`, or fails after `timeout`.
-fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match check() {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => None,
-            Err(err) => Some(err),
-        };
-        if Instant::now() >= deadline {
-            return Err(last.unwrap_or_else(|| anyhow::anyhow!("still not so")))
-                .with_context(|| format!("not so within {timeout:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 /// A single-container pod running `script` in busybox, with a short grace period.

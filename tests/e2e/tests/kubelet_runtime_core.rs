@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use cri_api::v1::{ContainerFilter, ListContainersRequest, ListPodSandboxRequest, PodSandboxFilter};
+use e2e::eventually;
 use test_harness::cni::in_cidr;
 use test_harness::suite::{self, Test};
 use test_harness::{
@@ -150,23 +151,6 @@ fn pod_manifest(name: &str, image: &str) -> String {
   }}
 }}"#
     )
-}
-
-/// Polls `check` every 250 ms until it returns `Some`, or fails after `timeout`.
-fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match check() {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => None,
-            Err(err) => Some(err),
-        };
-        if Instant::now() >= deadline {
-            return Err(last.unwrap_or_else(|| anyhow::anyhow!("still not so")))
-                .with_context(|| format!("not so within {timeout:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 fn a_pod_runs_logs_and_is_removed_through_the_real_kubelet(env: &Env) -> anyhow::Result<()> {

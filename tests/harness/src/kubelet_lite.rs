@@ -5,10 +5,13 @@
 //!
 //! - a node address on a bridge of its own with no ports ([`KubeletLiteOptions::node_bridge`],
 //!   [`KubeletLiteOptions::node_ip`], `/32`);
-//! - node credentials from the control plane (`system:node:NAME`);
+//! - node credentials from the control plane (`system:node:NAME`), a serving certificate
+//!   for its name and address issued by the control plane's CA (which the apiserver
+//!   verifies it with), and that CA as the client CA of its kubelet API;
 //! - a scratch directory holding its root directory, the embedded runtime's files (root,
 //!   state, socket, a CNI bridge network on [`KubeletLiteOptions::pod_subnet`], registry
-//!   mirrors onto the local [`Registry`]), an empty static pod directory
+//!   mirrors onto the local [`Registry`]; none of this with
+//!   [`KubeletLiteOptions::runtime_endpoint`]), an empty static pod directory
 //!   ([`KubeletLite::manifests_dir`]) and its log.
 //!
 //! Cleanup (on drop) stops it and everything it started (runtime-core monitors and
@@ -30,7 +33,7 @@
 //! ```
 
 use std::fs::{self, OpenOptions};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,6 +45,7 @@ use crate::cni::BridgeNetwork;
 use crate::control_plane::{self, ControlPlane};
 use crate::daemon::toml_string;
 use crate::host::{self, InstanceRecord};
+use crate::pki::CertificateSpec;
 use crate::registry::tail_from;
 use crate::scratch::{self, NamedLock, ScratchDir};
 use crate::{Registry, mirrors, process};
@@ -70,7 +74,7 @@ pub struct KubeletLiteOptions {
     pub node_ip: Ipv4Addr,
     /// The port-less bridge holding the node address. Default `kltklnode0`.
     pub node_bridge: String,
-    /// The embedded runtime's pod bridge. Default `kltkl0`.
+    /// The embedded runtime's pod bridge (unused with a `runtime_endpoint`). Default `kltkl0`.
     pub pod_bridge: String,
     /// The embedded runtime's pod subnet. Default `198.18.50.0/24`.
     pub pod_subnet: String,
@@ -167,8 +171,13 @@ impl KubeletLite {
         }
         let started = Instant::now();
         scratch::reap_stale();
+        let embedded = options.runtime_endpoint.is_none();
+        let mut bridges = vec![&options.node_bridge];
+        if embedded {
+            bridges.push(&options.pod_bridge);
+        }
         let mut locks = Vec::new();
-        for bridge in [&options.node_bridge, &options.pod_bridge] {
+        for bridge in bridges {
             locks.push(NamedLock::acquire(
                 &host::network_lock_name(bridge),
                 options.network_lock_timeout,
@@ -176,7 +185,9 @@ impl KubeletLite {
         }
         let network_name = network_name(&options.pod_bridge);
         host::teardown_network(&options.node_bridge, None)?;
-        host::teardown_network(&options.pod_bridge, Some(&network_name))?;
+        if embedded {
+            host::teardown_network(&options.pod_bridge, Some(&network_name))?;
+        }
         let dir = ScratchDir::create("kubelet-lite").context("creating kubelet-lite's scratch directory")?;
         let mut node = KubeletLite {
             log: dir.path().join("kubelet-lite.log"),
@@ -198,8 +209,8 @@ impl KubeletLite {
         };
         // From here on, a failure drops `node`, which cleans up.
         InstanceRecord {
-            bridge: Some(node.options.pod_bridge.clone()),
-            network: Some(network_name),
+            bridge: embedded.then(|| node.options.pod_bridge.clone()),
+            network: embedded.then_some(network_name),
             runc_roots: vec![node.runtime_dir().join("state/runc")],
             containerd: None,
         }
@@ -208,14 +219,16 @@ impl KubeletLite {
         node.prepare(control_plane, registry)?;
         host::enable_ip_forward().context("setting net.ipv4.ip_forward=1")?;
         node.spawn()?;
+        let pods = match &node.options.runtime_endpoint {
+            Some(endpoint) => format!("runtime {endpoint}"),
+            None => format!("pods on {} {}", node.options.pod_bridge, node.options.pod_subnet),
+        };
         crate::note(format!(
-            "kubelet-lite ready in {:.2?} (node {} at {}, pid {}, pods on {} {})",
+            "kubelet-lite ready in {:.2?} (node {} at {}, pid {}, {pods})",
             started.elapsed(),
             node.options.node_name,
             node.options.node_ip,
             node.pid().unwrap_or_default(),
-            node.options.pod_bridge,
-            node.options.pod_subnet,
         ));
         Ok(node)
     }
@@ -265,8 +278,24 @@ impl KubeletLite {
             self.port.to_string(),
         ];
         if let Some(control_plane) = control_plane {
-            let kubeconfig = control_plane.node_kubeconfig(&self.options.node_name)?;
-            args.extend(["--kubeconfig".into(), display(&kubeconfig)]);
+            let name = &self.options.node_name;
+            let kubeconfig = control_plane.node_kubeconfig(name)?;
+            let serving = control_plane.pki().issue(
+                &format!("kubelet-lite-{name}"),
+                &CertificateSpec::server(&format!("system:node:{name}"))
+                    .with_ips([IpAddr::V4(self.options.node_ip)])
+                    .with_dns_names([name.clone()]),
+            )?;
+            args.extend([
+                "--kubeconfig".into(),
+                display(&kubeconfig),
+                "--tls-cert-file".into(),
+                display(&serving.cert),
+                "--tls-private-key-file".into(),
+                display(&serving.key),
+                "--client-ca-file".into(),
+                display(control_plane.ca_cert()),
+            ]);
         }
         match &self.options.runtime_endpoint {
             Some(endpoint) => args.extend(["--container-runtime-endpoint".into(), endpoint.clone()]),
@@ -515,10 +544,12 @@ impl KubeletLite {
             host::runc_delete_all(&self.runtime_dir().join("state/runc")),
         );
         step("unmounting", host::unmount_all_under(self.dir.path()).map(drop));
-        step(
-            "removing the pod network",
-            host::teardown_network(&self.options.pod_bridge, Some(&network_name(&self.options.pod_bridge))),
-        );
+        if self.options.runtime_endpoint.is_none() {
+            step(
+                "removing the pod network",
+                host::teardown_network(&self.options.pod_bridge, Some(&network_name(&self.options.pod_bridge))),
+            );
+        }
         step(
             "removing the node address",
             host::teardown_network(&self.options.node_bridge, None),

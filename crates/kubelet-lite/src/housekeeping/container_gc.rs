@@ -13,6 +13,7 @@
 //! A sandbox is *active* while it is ready or holds a container. Inactive sandboxes of a
 //! pod that no longer exists all go; of an existing pod, all but its newest sandbox.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -92,7 +93,7 @@ pub fn containers_to_remove(
             .push(container);
     }
     for unit in units.values_mut() {
-        unit.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        unit.sort_by_key(|c| Reverse(c.created_at));
     }
     let mut removed: Vec<String> = Vec::new();
     let keep_newest = |unit: &mut Vec<&DeadContainer>, keep: usize, removed: &mut Vec<String>| {
@@ -123,7 +124,7 @@ pub fn containers_to_remove(
                 keep_newest(unit, share, &mut removed);
             }
             let mut all: Vec<&DeadContainer> = units.values().flatten().copied().collect();
-            all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            all.sort_by_key(|c| Reverse(c.created_at));
             keep_newest(&mut all, max, &mut removed);
         }
     }
@@ -138,7 +139,7 @@ pub fn sandboxes_to_remove(sandboxes: &[SandboxRecord], pod_exists: &(dyn Fn(&st
     }
     let mut removed = Vec::new();
     for (uid, mut sandboxes) in by_pod {
-        sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sandboxes.sort_by_key(|c| Reverse(c.created_at));
         let keep = usize::from(pod_exists(uid));
         removed.extend(
             (sandboxes.iter().skip(keep).rev())

@@ -1,7 +1,9 @@
 //! What every pod worker shares: the runtime, the apiserver client, the node, the status
 //! manager.
 
+use crate::pods::directory::PodSnapshot;
 use crate::pods::status_manager::StatusManager;
+use crate::server::Metrics;
 use crate::spec::NodeContext;
 
 /// Shared by all pod workers.
@@ -19,6 +21,10 @@ pub struct PodContext {
     pub runtime_name: String,
     /// Where statuses go.
     pub status: StatusManager,
+    /// The pods with their latest status, for the kubelet API's `/pods`.
+    pub pods: PodSnapshot,
+    /// Where pod start latencies, CRI call durations and worker counts are recorded.
+    pub metrics: Metrics,
 }
 
 impl std::fmt::Debug for PodContext {

@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod context;
+pub mod directory;
 pub mod image;
 pub mod instances;
 pub mod mirror;
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use context::PodContext;
+pub use directory::PodSnapshot;
 pub use source::{PodEvent, Source};
 pub use status_manager::StatusManager;
 use worker::Desired;
@@ -72,9 +74,11 @@ pub async fn run_manager(
                     }
                     event => handle(&ctx, &mut workers, event),
                 }
+                count_workers(&ctx, &workers);
             }
             _ = sweep.tick() => {
                 workers.retain(|_, entry| !entry.task.is_finished());
+                count_workers(&ctx, &workers);
                 if sources.is_subset(&synced) {
                     sweep_orphans(&ctx, &workers).await;
                     sweep_mirrors(&ctx, &workers, &mirrors).await;
@@ -126,6 +130,12 @@ fn handle(ctx: &Arc<PodContext>, workers: &mut HashMap<String, Entry>, event: Po
         }
         PodEvent::Mirror(_) | PodEvent::MirrorGone(_) => {}
     }
+}
+
+/// Reports how many pod workers are alive.
+fn count_workers(ctx: &PodContext, workers: &HashMap<String, Entry>) {
+    let alive = workers.values().filter(|entry| !entry.task.is_finished()).count();
+    ctx.metrics.set_pod_workers(alive);
 }
 
 fn mirror_key(pod: &Pod) -> (String, String) {

@@ -67,11 +67,19 @@ async fn try_start(
             ));
         }
     }
-    let id = runtime
+    // Timed by hand: wrapping the calls' futures would grow the worker's future, already
+    // large, towards the worker thread's stack size in debug builds.
+    let metrics = &worker.ctx.metrics;
+    let creating = Instant::now();
+    let created = runtime
         .create_container(&sandbox.id, config, sandbox.config.clone())
-        .await
-        .map_err(|err| waiting("CreateContainerError", err.to_string()))?;
-    if let Err(err) = runtime.start_container(&id).await {
+        .await;
+    metrics.observe_cri_call("create_container", creating.elapsed(), created.is_ok());
+    let id = created.map_err(|err| waiting("CreateContainerError", err.to_string()))?;
+    let starting = Instant::now();
+    let started = runtime.start_container(&id).await;
+    metrics.observe_cri_call("start_container", starting.elapsed(), started.is_ok());
+    if let Err(err) = started {
         let _ = runtime.remove_container(&id).await;
         return Err(waiting("RunContainerError", err.to_string()));
     }

@@ -73,6 +73,8 @@ pub(crate) async fn terminate(worker: &mut Worker, desired: &Desired, grace: Dur
         }
     }
     worker.ctx.status.forget(worker.key.clone());
+    worker.ctx.pods.remove(&worker.uid);
+    worker.ctx.metrics.set_running_pods(worker.ctx.pods.running());
     tracing::info!("pod terminated");
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use cri_api::v1::PodSandboxConfig;
 use k8s_openapi::api::core::v1::{
@@ -104,6 +104,8 @@ pub(crate) struct Worker {
     pub(crate) notify: Arc<Notify>,
     pub(crate) start_time: Option<Time>,
     pub(crate) mirror_ok: bool,
+    /// When the worker first saw the pod; `None` once its start latency was recorded.
+    pub(crate) first_seen: Option<Instant>,
 }
 
 impl Worker {
@@ -121,6 +123,7 @@ impl Worker {
             probes: HashMap::new(),
             notify: Arc::new(Notify::new()),
             mirror_ok: false,
+            first_seen: Some(Instant::now()),
         }
     }
 
@@ -134,6 +137,7 @@ impl Worker {
             if current.source == Source::File {
                 self.ensure_mirror(&current.pod).await;
             }
+            let syncing = Instant::now();
             let next = match self.sync(&current.pod).await {
                 Ok(next) => next,
                 Err(err) => {
@@ -141,6 +145,7 @@ impl Worker {
                     BUSY_CHECK * 5
                 }
             };
+            self.ctx.metrics.observe_pod_worker("sync", syncing.elapsed());
             let notify = self.notify.clone();
             tokio::select! {
                 changed = desired.changed() => {
@@ -214,7 +219,7 @@ impl Worker {
                         return false;
                     }
                     let i = i.clone();
-                    return self.restart_with_backoff(pod, init, &i).await;
+                    return self.restart_with_backoff(pod, init, &i, instances).await;
                 }
                 Some(_) => return false,
                 None => {
@@ -252,7 +257,7 @@ impl Worker {
                     };
                     if restart {
                         let i = i.clone();
-                        changed |= self.restart_with_backoff(pod, container, &i).await;
+                        changed |= self.restart_with_backoff(pod, container, &i, instances).await;
                     }
                 }
                 Some(i) => {
@@ -267,14 +272,28 @@ impl Worker {
 
     /// Restarts a finished container unless it is in back-off (then it waits, with
     /// CrashLoopBackOff as its waiting reason).
-    async fn restart_with_backoff(&mut self, pod: &Pod, container: &Container, last: &Instance) -> bool {
+    ///
+    /// The finished instance stays, for `kubectl logs --previous` and the container's
+    /// `lastState`, as with the kubelet; older finished instances of the container go.
+    async fn restart_with_backoff(
+        &mut self,
+        pod: &Pod,
+        container: &Container,
+        last: &Instance,
+        instances: &[Instance],
+    ) -> bool {
         match self
             .backoff
             .check(&container.name, last.started(), last.finished(), SystemTime::now())
         {
             Verdict::Restart => {
                 start::start_container(self, pod, container, last.restart_count + 1).await;
-                let _ = self.ctx.runtime.remove_container(&last.id).await;
+                for older in instances
+                    .iter()
+                    .filter(|i| i.name == container.name && i.exited() && i.id != last.id)
+                {
+                    let _ = self.ctx.runtime.remove_container(&older.id).await;
+                }
                 true
             }
             Verdict::Wait { delay, .. } => {
@@ -351,13 +370,15 @@ impl Worker {
             .as_ref()
             .and_then(|s| s.runtime_class_name.clone())
             .unwrap_or_default();
-        let id = runtime
-            .run_pod_sandbox(config.clone(), &handler)
-            .await
-            .map_err(|err| Waiting {
-                reason: "ContainerCreating".into(),
-                message: format!("failed to create pod sandbox: {err}"),
-            })?;
+        let running = Instant::now();
+        let ran = runtime.run_pod_sandbox(config.clone(), &handler).await;
+        self.ctx
+            .metrics
+            .observe_cri_call("run_podsandbox", running.elapsed(), ran.is_ok());
+        let id = ran.map_err(|err| Waiting {
+            reason: "ContainerCreating".into(),
+            message: format!("failed to create pod sandbox: {err}"),
+        })?;
         let ips = sandbox_ips(&runtime, &id).await;
         tracing::info!(sandbox = %id, ?ips, "sandbox ready");
         if self.start_time.is_none() {
@@ -478,6 +499,13 @@ impl Worker {
             qos_class: Some(spec::qos_class(pod).as_str().to_owned()),
             ..PodStatus::default()
         };
+        if phase == "Running"
+            && let Some(first_seen) = self.first_seen.take()
+        {
+            self.ctx.metrics.observe_pod_start(first_seen.elapsed());
+        }
+        self.ctx.pods.set(&self.uid, pod, status.clone());
+        self.ctx.metrics.set_running_pods(self.ctx.pods.running());
         self.ctx.status.set(self.key.clone(), status);
     }
 

@@ -211,15 +211,7 @@ pub fn hosts_file_content(
     domain: Option<&str>,
     aliases: &[HostAlias],
 ) -> String {
-    let mut out = String::from(
-        "# Kubernetes-managed hosts file.\n\
-         127.0.0.1\tlocalhost\n\
-         ::1\tlocalhost ip6-localhost ip6-loopback\n\
-         fe00::0\tip6-localnet\n\
-         fe00::0\tip6-mcastprefix\n\
-         fe00::1\tip6-allnodes\n\
-         fe00::2\tip6-allrouters\n",
-    );
+    let mut out = String::from(runtime_core::sandbox::files::HOSTS_HEADER);
     let ips: Vec<&str> = if pod_ips.is_empty() {
         vec![pod_ip]
     } else {

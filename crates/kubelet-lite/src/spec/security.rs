@@ -11,21 +11,9 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SELinuxOpti
 
 use super::{NodeContext, SpecError};
 
-/// Paths of /proc and /sys masked in containers unless `procMount: Unmasked`.
-pub const DEFAULT_MASKED_PATHS: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-];
-/// Paths of /proc read-only in containers unless `procMount: Unmasked`.
-pub const DEFAULT_READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+/// The paths masked and made read-only in containers unless `procMount: Unmasked`: the
+/// kubelet sends the same defaults the runtimes use.
+pub use runtime_core::container::spec::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
 /// Legacy pod-wide seccomp annotation.
 pub const SECCOMP_POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
 /// Legacy per-container seccomp annotation prefix (followed by the container name).

@@ -63,17 +63,19 @@ pub fn write_hosts(path: &Path, hostname: &str, ip: Option<IpAddr>) -> io::Resul
     write_atomically(path, hosts_content(hostname, ip).as_bytes())
 }
 
+/// The start of a managed hosts file: the comment, then the loopback and IPv6 lines every
+/// pod's `/etc/hosts` has, as the kubelet writes them.
+pub const HOSTS_HEADER: &str = "# Kubernetes-managed hosts file.\n\
+     127.0.0.1\tlocalhost\n\
+     ::1\tlocalhost ip6-localhost ip6-loopback\n\
+     fe00::0\tip6-localnet\n\
+     fe00::0\tip6-mcastprefix\n\
+     fe00::1\tip6-allnodes\n\
+     fe00::2\tip6-allrouters\n";
+
 /// The text [`write_hosts`] writes.
 pub fn hosts_content(hostname: &str, ip: Option<IpAddr>) -> String {
-    let mut content = String::from(
-        "# Kubernetes-managed hosts file.\n\
-         127.0.0.1\tlocalhost\n\
-         ::1\tlocalhost ip6-localhost ip6-loopback\n\
-         fe00::0\tip6-localnet\n\
-         fe00::0\tip6-mcastprefix\n\
-         fe00::1\tip6-allnodes\n\
-         fe00::2\tip6-allrouters\n",
-    );
+    let mut content = String::from(HOSTS_HEADER);
     if let Some(ip) = ip
         && !hostname.is_empty()
     {

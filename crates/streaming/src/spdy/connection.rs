@@ -2,21 +2,26 @@
 //!
 //! Two tasks own the socket: the reader dispatches frames to streams, the writer sends what
 //! the streams queue, in order, so a stream's data always follows its SYN_REPLY and
-//! precedes its FIN. Kubernetes' peers (spdystream, in kubectl and the apiserver) neither
-//! send nor honour SPDY/3.1 flow control, so neither does this session: queued output is
-//! bounded by a byte budget per connection, and input by a few frames per stream, beyond
-//! which the reader waits for the stream's consumer (the same head-of-line wait as
-//! spdystream).
+//! precedes its FIN.
+//!
+//! Flow control (SPDY/3.1, 64 KiB initial windows): the session gives window back with
+//! WINDOW_UPDATE as each stream's consumer reads, and holds its writers to the peer's
+//! windows once the peer shows it keeps them (it sends WINDOW_UPDATE or an initial-window
+//! SETTINGS). Kubernetes' own peers (spdystream, in kubectl and the apiserver) never do,
+//! and never grant window, so with them output is bounded only by a byte budget per
+//! connection, and input by a few frames per stream, beyond which the reader waits for
+//! the stream's consumer (the same head-of-line wait as spdystream).
 
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -26,6 +31,7 @@ use tokio_util::sync::{CancellationToken, PollSemaphore};
 
 use super::frame::{Codec, FLAG_FIN, Frame, Headers, Limits, goaway_status, rst_status};
 use crate::idle::Activity;
+use crate::pipe::Incoming;
 
 /// The most bytes one DATA frame carries (what Go's `io.Copy` writes at a time).
 const MAX_DATA_CHUNK: usize = 32 * 1024;
@@ -35,6 +41,8 @@ const WRITE_BUDGET: usize = 512 * 1024;
 const STREAM_INPUT_FRAMES: usize = 16;
 /// The receive window SPDY/3 starts every stream and the session with (section 2.6.8).
 const INITIAL_WINDOW: usize = 64 * 1024;
+/// The SETTINGS id of the initial window size (section 2.6.4).
+const SETTINGS_INITIAL_WINDOW_SIZE: u32 = 7;
 /// Consumed bytes after which the window is re-opened with WINDOW_UPDATE: half of it.
 const WINDOW_UPDATE_THRESHOLD: usize = INITIAL_WINDOW / 2;
 /// Streams opened by the peer and not yet taken by [`Connection::accept`].
@@ -72,12 +80,28 @@ enum Command {
     Shutdown,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct StreamState {
     /// The stream was reset by either side.
     reset: AtomicBool,
     /// Our handle is gone: nothing more will be read or written locally.
     local_done: AtomicBool,
+    /// Bytes the peer will still accept on this stream (negative when it does not
+    /// enforce flow control and we sent more).
+    send_window: AtomicI64,
+    /// A writer waiting for `send_window`.
+    window_waker: AtomicWaker,
+}
+
+impl StreamState {
+    fn new(send_window: i64) -> Self {
+        Self {
+            reset: AtomicBool::new(false),
+            local_done: AtomicBool::new(false),
+            send_window: AtomicI64::new(send_window),
+            window_waker: AtomicWaker::new(),
+        }
+    }
 }
 
 struct Entry {
@@ -107,9 +131,56 @@ struct Shared {
     /// The peer will send nothing more: end of input, a read error, or its GOAWAY.
     read_done: CancellationToken,
     activity: Activity,
+    /// SPDY/3.1 flow control, which only binds once the peer shows it speaks it (a
+    /// WINDOW_UPDATE or an initial-window SETTINGS): spdystream, kubectl's SPDY, never
+    /// sends either and never grants more window, so enforcing it from the start would
+    /// stall every kubectl session after 64 KiB.
+    flow_control: AtomicBool,
+    /// Bytes the peer will still accept on the whole session.
+    session_window: AtomicI64,
+    /// The send window a new stream starts with.
+    initial_window: AtomicI64,
+    /// Writers waiting for `session_window`.
+    session_waiters: Mutex<Vec<Waker>>,
 }
 
 impl Shared {
+    fn new_stream_state(&self) -> Arc<StreamState> {
+        Arc::new(StreamState::new(self.initial_window.load(Ordering::Acquire)))
+    }
+
+    fn wake_session_waiters(&self) {
+        for waker in std::mem::take(&mut *self.session_waiters.lock().unwrap_or_else(PoisonError::into_inner)) {
+            waker.wake();
+        }
+    }
+
+    fn on_window_update(&self, stream_id: u32, delta: u32) {
+        self.flow_control.store(true, Ordering::Release);
+        if stream_id == 0 {
+            self.session_window.fetch_add(i64::from(delta), Ordering::AcqRel);
+            self.wake_session_waiters();
+        } else if let Some(entry) = self.table().entries.get(&stream_id) {
+            entry.state.send_window.fetch_add(i64::from(delta), Ordering::AcqRel);
+            entry.state.window_waker.wake();
+        }
+    }
+
+    fn on_settings(&self, entries: &[(u8, u32, u32)]) {
+        for &(_, id, value) in entries {
+            if id == SETTINGS_INITIAL_WINDOW_SIZE {
+                self.flow_control.store(true, Ordering::Release);
+                // A new initial window moves every open stream's window by the difference
+                // (section 2.6.8).
+                let change = i64::from(value) - self.initial_window.swap(i64::from(value), Ordering::AcqRel);
+                for entry in self.table().entries.values() {
+                    entry.state.send_window.fetch_add(change, Ordering::AcqRel);
+                    entry.state.window_waker.wake();
+                }
+            }
+        }
+    }
+
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -178,7 +249,7 @@ impl Shared {
                 });
                 return;
             }
-            let state = Arc::new(StreamState::default());
+            let state = self.new_stream_state();
             let (input, rx) = if flags & FLAG_FIN != 0 {
                 (None, None)
             } else {
@@ -315,8 +386,7 @@ impl std::fmt::Debug for IncomingStream {
 pub struct Stream {
     id: u32,
     headers: Headers,
-    input: Option<mpsc::Receiver<Bytes>>,
-    pending: Bytes,
+    input: Incoming,
     /// Bytes read since the last WINDOW_UPDATE.
     unacked: usize,
     state: Arc<StreamState>,
@@ -337,8 +407,7 @@ impl Stream {
         Self {
             id,
             headers,
-            input,
-            pending: Bytes::new(),
+            input: Incoming::new(input),
             unacked: 0,
             state,
             shared,
@@ -385,21 +454,7 @@ impl std::fmt::Debug for Stream {
 impl AsyncRead for Stream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.pending.is_empty() {
-            let Some(input) = this.input.as_mut() else {
-                return Poll::Ready(Ok(()));
-            };
-            match ready!(input.poll_recv(cx)) {
-                Some(data) => this.pending = data,
-                None => {
-                    this.input = None;
-                    return Poll::Ready(Ok(()));
-                }
-            }
-        }
-        let n = buf.remaining().min(this.pending.len());
-        buf.put_slice(&this.pending[..n]);
-        this.pending.advance(n);
+        let n = ready!(this.input.poll_read(cx, buf))?;
         // Give the window back as the consumer reads, for the stream and the session
         // (spdystream ignores these; a SPDY/3.1 peer waits for them).
         this.unacked += n;
@@ -427,10 +482,34 @@ impl AsyncWrite for Stream {
         if self.write_closed() {
             return Poll::Ready(Err(broken_pipe()));
         }
-        let n = buf.len().min(MAX_DATA_CHUNK);
+        let mut n = buf.len().min(MAX_DATA_CHUNK);
+        if self.shared.flow_control.load(Ordering::Acquire) {
+            let window = || {
+                self.state
+                    .send_window
+                    .load(Ordering::Acquire)
+                    .min(self.shared.session_window.load(Ordering::Acquire))
+            };
+            if window() <= 0 {
+                self.state.window_waker.register(cx.waker());
+                self.shared
+                    .session_waiters
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(cx.waker().clone());
+                // A WINDOW_UPDATE may have come in between.
+                if window() <= 0 {
+                    return Poll::Pending;
+                }
+            }
+            n = n.min(window() as usize);
+        }
         let Some(permit) = ready!(self.budget.poll_acquire_many(cx, n as u32)) else {
             return Poll::Ready(Err(broken_pipe()));
         };
+        // Windows are counted even while not enforced, so they are right once they are.
+        self.state.send_window.fetch_sub(n as i64, Ordering::AcqRel);
+        self.shared.session_window.fetch_sub(n as i64, Ordering::AcqRel);
         let frame = Frame::Data {
             stream_id: self.id,
             fin: false,
@@ -510,6 +589,10 @@ impl Connection {
             gone: CancellationToken::new(),
             read_done: CancellationToken::new(),
             activity: Activity::new(),
+            flow_control: AtomicBool::new(false),
+            session_window: AtomicI64::new(INITIAL_WINDOW as i64),
+            initial_window: AtomicI64::new(INITIAL_WINDOW as i64),
+            session_waiters: Mutex::new(Vec::new()),
         });
         tokio::spawn(shared.activity.clone().watch(idle_timeout, shared.gone.clone()));
         let writer = tokio::spawn(write_loop(
@@ -545,7 +628,7 @@ impl Connection {
     pub async fn open_stream(&self, headers: Headers) -> Result<Stream, OpenError> {
         let (reply_tx, reply_rx) = oneshot::channel();
         let (input_tx, input_rx) = mpsc::channel(STREAM_INPUT_FRAMES);
-        let state = Arc::new(StreamState::default());
+        let state = self.shared.new_stream_state();
         let stream_id = {
             // Ids must reach the wire in increasing order: queue the frame under the lock.
             let mut table = self.shared.table();
@@ -710,11 +793,9 @@ async fn read_loop<R>(
             // Echo the peer's pings; ours carry our parity (section 2.6.5).
             Frame::Ping { id } if !shared.is_local(id) => shared.send(Frame::Ping { id }),
             Frame::GoAway { .. } => incoming = None,
-            Frame::Ping { .. }
-            | Frame::Headers { .. }
-            | Frame::Settings { .. }
-            | Frame::WindowUpdate { .. }
-            | Frame::Unknown { .. } => {}
+            Frame::WindowUpdate { stream_id, delta } => shared.on_window_update(stream_id, delta),
+            Frame::Settings { entries } => shared.on_settings(&entries),
+            Frame::Ping { .. } | Frame::Headers { .. } | Frame::Unknown { .. } => {}
         }
     }
     shared.end_of_input();
@@ -830,6 +911,87 @@ mod tests {
                 status: rst_status::PROTOCOL_ERROR
             }
         );
+    }
+
+    /// A raw peer that opened stream 1 on a server which writes `total` bytes on it;
+    /// returns the DATA bytes that arrive within `wait`.
+    async fn data_within(
+        input: &mut FramedRead<tokio::io::ReadHalf<tokio::io::DuplexStream>, Codec>,
+        wait: Duration,
+    ) -> usize {
+        let mut received = 0;
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout(wait, input.next()).await {
+            if let Frame::Data { data, .. } = frame {
+                received += data.len();
+            }
+        }
+        received
+    }
+
+    #[tokio::test]
+    async fn the_send_window_binds_only_a_peer_that_speaks_flow_control() {
+        for speaks_flow_control in [false, true] {
+            let (a, b) = tokio::io::duplex(1 << 20);
+            let server = Connection::new(b, Role::Server, Duration::ZERO, Limits::default());
+            let (read_half, write_half) = tokio::io::split(a);
+            let mut out = FramedWrite::new(write_half, Codec::default());
+            let mut input = FramedRead::new(read_half, Codec::default());
+            if speaks_flow_control {
+                out.send(Frame::Settings {
+                    entries: vec![(0, SETTINGS_INITIAL_WINDOW_SIZE, INITIAL_WINDOW as u32)],
+                })
+                .await
+                .unwrap();
+            }
+            out.send(Frame::SynStream {
+                stream_id: 1,
+                associated_to: 0,
+                priority: 0,
+                flags: 0,
+                headers: Headers::new(),
+            })
+            .await
+            .unwrap();
+            let mut stream = server.accept().await.unwrap().accept();
+            let writer = tokio::spawn(async move {
+                stream.write_all(&vec![7u8; 200 * 1024]).await.unwrap();
+                stream
+            });
+            let first = data_within(&mut input, Duration::from_millis(300)).await;
+            if !speaks_flow_control {
+                // spdystream never grants window: everything goes through regardless.
+                assert_eq!(first, 200 * 1024);
+                writer.await.unwrap();
+                continue;
+            }
+            assert_eq!(first, INITIAL_WINDOW, "the peer's window stops the writer");
+            out.send(Frame::WindowUpdate {
+                stream_id: 1,
+                delta: 100 * 1024,
+            })
+            .await
+            .unwrap();
+            assert_eq!(
+                data_within(&mut input, Duration::from_millis(300)).await,
+                0,
+                "the session window binds too"
+            );
+            out.send(Frame::WindowUpdate {
+                stream_id: 0,
+                delta: 200 * 1024,
+            })
+            .await
+            .unwrap();
+            assert_eq!(data_within(&mut input, Duration::from_millis(300)).await, 100 * 1024);
+            out.send(Frame::WindowUpdate {
+                stream_id: 1,
+                delta: 100 * 1024,
+            })
+            .await
+            .unwrap();
+            assert_eq!(data_within(&mut input, Duration::from_millis(300)).await, 36 * 1024);
+            writer.await.unwrap();
+        }
     }
 
     #[tokio::test(start_paused = true)]

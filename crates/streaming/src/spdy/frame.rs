@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Header blocks are compressed with one zlib stream per direction for the whole
-//! connection, primed with [`DICTIONARY`] and sync-flushed after each block, so the codec
+//! connection, primed with the SPDY/3 dictionary and sync-flushed after each block, so the codec
 //! keeps its compressor and decompressor between frames.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
