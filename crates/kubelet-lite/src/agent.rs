@@ -216,7 +216,8 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
 fn api_config(settings: &Settings, node_ip: Option<IpAddr>, with_apiserver: bool) -> Option<ServerConfig> {
     let api = &settings.api;
     let always_allow = api.authorization_mode == Some(AuthorizationModeName::AlwaysAllow);
-    if !with_apiserver && !(always_allow && api.client_ca_file.is_some()) {
+    let standalone_allowed = always_allow && api.client_ca_file.is_some();
+    if !(with_apiserver || standalone_allowed) {
         return None;
     }
     let address = SocketAddr::new(api.address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), settings.port);
@@ -304,8 +305,8 @@ mod tests {
 
     #[test]
     fn with_an_apiserver_the_api_reviews_tokens_and_asks_the_apiserver() {
-        let ip = Some("198.18.61.1".parse().unwrap());
-        let config = api_config(&settings(&["--port", "10999"]), ip, true).unwrap();
+        let ip: IpAddr = "198.18.61.1".parse().unwrap();
+        let config = api_config(&settings(&["--port", "10999"]), Some(ip), true).unwrap();
         assert_eq!(config.address, "0.0.0.0:10999".parse().unwrap());
         assert_eq!(config.authorization, AuthorizationMode::default());
         assert!(config.authentication.webhook && !config.authentication.anonymous);
@@ -313,7 +314,7 @@ mod tests {
             config.serving_certificate,
             ServingCertificate::SelfSigned {
                 dns_names: vec!["n1".into()],
-                ips: vec![ip.unwrap()],
+                ips: vec![ip],
             }
         );
     }

@@ -447,7 +447,7 @@ fn attach_i_feeds_stdin(env: &Env, target: Target) -> anyhow::Result<()> {
             Some(&format!("{word}\n")),
         )?;
         let expected = format!("got:{word}");
-        stream.wait_for(|lines| lines.iter().any(|l| *l == expected))?;
+        stream.wait_for(|lines| lines.contains(&expected))?;
         Ok(())
     })
 }

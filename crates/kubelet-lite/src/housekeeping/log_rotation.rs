@@ -88,7 +88,7 @@ pub fn plan_cleanup(rotated: &[PathBuf], max_files: usize) -> CleanupPlan {
     plan
 }
 
-/// The name `log` is rotated to at `timestamp` (formatted as [`TIMESTAMP_FORMAT`]).
+/// The name `log` is rotated to at `timestamp` (formatted as `TIMESTAMP_FORMAT`).
 pub fn rotated_path(log: &Path, timestamp: &str) -> PathBuf {
     let mut name = log.as_os_str().to_os_string();
     name.push(".");

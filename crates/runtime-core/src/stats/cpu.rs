@@ -3,7 +3,7 @@
 //! As in containerd, the runtime keeps the previous sample of every container and pod;
 //! each stats call compares its sample with the one before and keeps the new one. The
 //! first call for an id has nothing to compare with and reports zero. Samples that were
-//! not refreshed for [`FORGET_AFTER_NS`] are dropped, so removed containers do not pile up.
+//! not refreshed for `FORGET_AFTER_NS` are dropped, so removed containers do not pile up.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

@@ -1,9 +1,9 @@
 //! The runtime side of streaming: runtime-core's [`streaming::Runtime`], which the
 //! streaming server calls to run exec, attach and port-forward sessions.
 //!
-//! - [`exec`]: `runc exec` with pipes, or with a terminal received over a console socket;
-//! - [`attach`]: the container's own stdio, through its monitor's attach socket;
-//! - [`port_forward`]: TCP connections made inside the pod's network namespace;
+//! - `exec`: `runc exec` with pipes, or with a terminal received over a console socket;
+//! - `attach`: the container's own stdio, through its monitor's attach socket;
+//! - `port_forward`: TCP connections made inside the pod's network namespace;
 //! - [`terminal`] and [`orphan`]: a pty master as a tokio stream, and the detached exec
 //!   process the daemon inherits as child subreaper.
 //!

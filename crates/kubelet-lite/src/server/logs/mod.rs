@@ -1,5 +1,5 @@
 //! Container logs: the options of `/containerLogs` ([`LogOptions`]), the CRI log format
-//! ([`format`]) and copying a log file to a client ([`copy_log`]).
+//! ([`mod@format`]) and copying a log file to a client ([`copy_log`]).
 
 mod copy;
 pub mod format;
