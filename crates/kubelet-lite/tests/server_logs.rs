@@ -151,7 +151,11 @@ impl Env {
 }
 
 fn logs_honour_tail_timestamps_limit_and_previous(env: &Env) -> anyhow::Result<()> {
-    let (pod, id) = env.run_pod("options", "for i in 1 2 3 4 5; do echo line-$i; done; echo oops >&2")?;
+    // The runtime reads stdout and stderr apart: the pause keeps their order in the log.
+    let (pod, id) = env.run_pod(
+        "options",
+        "for i in 1 2 3 4 5; do echo line-$i; done; sleep 1; echo oops >&2",
+    )?;
     env.wait_for_exit(&id)?;
     let all = env.logs_ok(&pod, "")?;
     ensure!(all == "line-1\nline-2\nline-3\nline-4\nline-5\noops\n", "{all:?}");

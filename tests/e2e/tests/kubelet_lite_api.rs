@@ -374,7 +374,8 @@ fn exec_i_carries_piped_stdin(env: &Env, target: Target) -> anyhow::Result<()> {
     })
 }
 
-/// `kubectl exec -it` under a pseudo-terminal (`script`): the command runs on a terminal.
+/// `kubectl exec -it` under a pseudo-terminal (`script`): the command runs on a terminal
+/// of the client's size (kubectl sends it on the resize stream).
 fn exec_it_gives_a_terminal(env: &Env, target: Target) -> anyhow::Result<()> {
     let pod = target.pod("work");
     env.with_each_kubectl(target, |kubectl| {
@@ -389,10 +390,11 @@ fn exec_it_gives_a_terminal(env: &Env, target: Target) -> anyhow::Result<()> {
                 "--",
                 "sh",
                 "-c",
-                "tty; echo tty-done",
+                "tty; sleep 1; stty size; echo tty-done",
             ],
         );
-        let line = shell_line(&command);
+        // `script`'s terminal has no size of its own (its stdin is not a terminal): give it one.
+        let line = format!("stty rows 27 cols 91; {}", shell_line(&command));
         // `script` gives kubectl a terminal; its stdin stays open (a pipe nobody writes to)
         // until the command ends.
         let mut script = Command::new("script");
@@ -405,6 +407,10 @@ fn exec_it_gives_a_terminal(env: &Env, target: Target) -> anyhow::Result<()> {
             output.status
         );
         ensure!(out.contains("/dev/pts/"), "the command had no terminal: {out:?}");
+        ensure!(
+            out.contains("27 91"),
+            "the terminal's size did not reach the command: {out:?}"
+        );
         ensure!(out.contains("tty-done"), "the command did not finish: {out:?}");
         Ok(())
     })
