@@ -30,6 +30,7 @@ use crate::cni::BridgeNetwork;
 use crate::host::{self, InstanceRecord};
 use crate::registry::tail_from;
 use crate::scratch::{self, NamedLock, ScratchDir};
+use crate::teardown::Teardown;
 use crate::{Registry, cri, mirrors, process};
 
 /// The tools every daemon's environment needs: `setpriv` to start it, iproute2 and
@@ -45,14 +46,12 @@ pub const NETWORK_TOOLS: &[&str] = &[
     "loopback",
 ];
 
-/// How long SIGTERM has to stop a daemon before SIGKILL.
+/// How long SIGTERM has to stop a daemon before SIGKILL (and leftover processes have to
+/// die after SIGKILL).
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How long each CRI call of the cleanup may take.
 const CLEANUP_CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long leftover processes have to die after SIGKILL.
-const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What may differ between two environments of a daemon on one machine.
 ///
@@ -507,12 +506,7 @@ impl<K: DaemonKind> Daemon<K> {
             return Ok(());
         }
         let started = Instant::now();
-        let mut errors: Vec<String> = Vec::new();
-        let mut step = |what: &str, result: anyhow::Result<()>| {
-            if let Err(err) = result {
-                errors.push(format!("{what}: {err:#}"));
-            }
-        };
+        let mut teardown = Teardown::default();
 
         let daemon_running = self
             .child
@@ -527,42 +521,23 @@ impl<K: DaemonKind> Daemon<K> {
                     .join()
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("panicked")))
             });
-            step("removing pods through CRI", result.map(drop));
-        }
-        if let Some(mut child) = self.child.take() {
-            step(
-                &format!("stopping {}", K::NAME),
-                process::stop_child(&mut child, STOP_GRACE)
-                    .map(drop)
-                    .map_err(Into::into),
-            );
+            teardown.step("removing pods through CRI", result.map(drop));
         }
         let l = &self.layout;
-        let needle = format!("{}/", l.dir.display());
-        let survivors = process::kill_and_wait(&process::pids_with_cmdline_containing(&needle), KILL_TIMEOUT);
-        step(
-            "killing leftover processes",
-            if survivors.is_empty() {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!("still alive: {survivors:?}"))
-            },
-        );
-        step("deleting runc containers", host::runc_delete_all(&l.runc_root));
+        teardown.stop_processes(K::NAME, self.child.take(), &l.dir, STOP_GRACE);
+        teardown.step("deleting runc containers", host::runc_delete_all(&l.runc_root));
         if K::CONTAINERD_SHIMS {
             host::remove_containerd_shim_sockets(&l.socket, &l.state);
         }
-        step("unmounting", host::unmount_all_under(&l.dir).map(drop));
-        step(
+        teardown.step("unmounting", host::unmount_all_under(&l.dir).map(drop));
+        teardown.step(
             "removing the pod network",
             host::teardown_network(&self.options.bridge, Some(&self.options.network_name)),
         );
         scratch::keep_log(&l.log, &l.dir);
-        step("removing the scratch directory", self.dir.remove().map_err(Into::into));
+        teardown.step("removing the scratch directory", self.dir.remove().map_err(Into::into));
 
-        if !errors.is_empty() {
-            bail!("{} cleanup incomplete: {}", K::NAME, errors.join("; "));
-        }
+        teardown.finish(K::NAME)?;
         self.network_lock = None;
         self.cleaned = true;
         crate::note(format!(

@@ -63,6 +63,7 @@ use crate::host::{self, InstanceRecord};
 use crate::pki::CertificateSpec;
 use crate::registry::tail_from;
 use crate::scratch::{self, NamedLock, ScratchDir};
+use crate::teardown::Teardown;
 use crate::{Missing, process};
 
 /// The host tools a kubelet needs besides its binary: `setpriv` to start it, `ip` for the
@@ -394,46 +395,22 @@ impl Kubelet {
             return Ok(());
         }
         let started = Instant::now();
-        let mut errors: Vec<String> = Vec::new();
-        let mut step = |what: &str, result: anyhow::Result<()>| {
-            if let Err(err) = result {
-                errors.push(format!("{what}: {err:#}"));
-            }
-        };
-        if let Some(mut child) = self.child.take() {
-            step(
-                "stopping the kubelet",
-                process::stop_child(&mut child, STOP_GRACE)
-                    .map(drop)
-                    .map_err(Into::into),
-            );
-        }
-        let needle = format!("{}/", self.dir.path().display());
-        let survivors = process::kill_and_wait(&process::pids_with_cmdline_containing(&needle), STOP_GRACE);
-        step(
-            "killing leftover processes",
-            if survivors.is_empty() {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!("still alive: {survivors:?}"))
-            },
-        );
-        step("unmounting", host::unmount_all_under(self.dir.path()).map(drop));
-        step(
+        let mut teardown = Teardown::default();
+        teardown.stop_processes("the kubelet", self.child.take(), self.dir.path(), STOP_GRACE);
+        teardown.step("unmounting", host::unmount_all_under(self.dir.path()).map(drop));
+        teardown.step(
             "removing the node address",
             host::teardown_network(&self.options.node_bridge, None),
         );
-        step("restoring kernel tunables", restore_tunables());
+        teardown.step("restoring kernel tunables", restore_tunables());
         let log = fs::read_to_string(&self.log).unwrap_or_default();
-        step(
+        teardown.step(
             "removing what the kubelet left on the host",
             self.host_before.remove_new(|uid| self.ran_pod(uid, &log)),
         );
         scratch::keep_log(&self.log, self.dir.path());
-        step("removing the scratch directory", self.dir.remove().map_err(Into::into));
-        if !errors.is_empty() {
-            bail!("kubelet cleanup incomplete: {}", errors.join("; "));
-        }
+        teardown.step("removing the scratch directory", self.dir.remove().map_err(Into::into));
+        teardown.finish("kubelet")?;
         self.network_lock = None;
         self.cleaned = true;
         crate::note(format!("kubelet cleaned up in {:.2?}", started.elapsed()));

@@ -48,6 +48,7 @@ use crate::host::{self, InstanceRecord};
 use crate::pki::CertificateSpec;
 use crate::registry::tail_from;
 use crate::scratch::{self, NamedLock, ScratchDir};
+use crate::teardown::Teardown;
 use crate::{Registry, mirrors, process};
 
 /// The host tools kubelet-lite and its embedded runtime need.
@@ -515,51 +516,27 @@ impl KubeletLite {
             return Ok(());
         }
         let started = Instant::now();
-        let mut errors: Vec<String> = Vec::new();
-        let mut step = |what: &str, result: anyhow::Result<()>| {
-            if let Err(err) = result {
-                errors.push(format!("{what}: {err:#}"));
-            }
-        };
-        if let Some(mut child) = self.child.take() {
-            step(
-                "stopping kubelet-lite",
-                process::stop_child(&mut child, STOP_GRACE)
-                    .map(drop)
-                    .map_err(Into::into),
-            );
-        }
-        let needle = format!("{}/", self.dir.path().display());
-        let survivors = process::kill_and_wait(&process::pids_with_cmdline_containing(&needle), STOP_GRACE);
-        step(
-            "killing leftover processes",
-            if survivors.is_empty() {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!("still alive: {survivors:?}"))
-            },
-        );
-        step(
+        let mut teardown = Teardown::default();
+        teardown.stop_processes("kubelet-lite", self.child.take(), self.dir.path(), STOP_GRACE);
+        teardown.step(
             "deleting runc containers",
             host::runc_delete_all(&self.runtime_dir().join("state/runc")),
         );
-        step("unmounting", host::unmount_all_under(self.dir.path()).map(drop));
+        teardown.step("unmounting", host::unmount_all_under(self.dir.path()).map(drop));
         if self.options.runtime_endpoint.is_none() {
-            step(
+            teardown.step(
                 "removing the pod network",
                 host::teardown_network(&self.options.pod_bridge, Some(&network_name(&self.options.pod_bridge))),
             );
         }
-        step(
+        teardown.step(
             "removing the node address",
             host::teardown_network(&self.options.node_bridge, None),
         );
-        step("removing pod logs", self.remove_pod_logs());
+        teardown.step("removing pod logs", self.remove_pod_logs());
         scratch::keep_log(&self.log, self.dir.path());
-        step("removing the scratch directory", self.dir.remove().map_err(Into::into));
-        if !errors.is_empty() {
-            bail!("kubelet-lite cleanup incomplete: {}", errors.join("; "));
-        }
+        teardown.step("removing the scratch directory", self.dir.remove().map_err(Into::into));
+        teardown.finish("kubelet-lite")?;
         self.locks.clear();
         self.cleaned = true;
         crate::note(format!("kubelet-lite cleaned up in {:.2?}", started.elapsed()));

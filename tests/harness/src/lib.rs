@@ -107,6 +107,7 @@ pub mod registry;
 pub mod runtime_core;
 pub mod scratch;
 pub mod suite;
+mod teardown;
 pub mod test_images;
 
 pub use containerd::{Containerd, ContainerdOptions};
