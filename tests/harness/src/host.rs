@@ -137,6 +137,27 @@ pub fn enable_ip_forward() -> io::Result<()> {
     Ok(())
 }
 
+/// Gives the node an address on a bridge without ports (dummy links do not exist here):
+/// `ip link add BRIDGE type bridge; ip addr add IP/32 dev BRIDGE; ip link set BRIDGE up`.
+pub fn add_node_address(bridge: &str, ip: std::net::Ipv4Addr) -> anyhow::Result<()> {
+    let address = format!("{ip}/32");
+    for args in [
+        vec!["link", "add", bridge, "type", "bridge"],
+        vec!["addr", "add", address.as_str(), "dev", bridge],
+        vec!["link", "set", bridge, "up"],
+    ] {
+        let output = Command::new("ip").args(&args).stdin(Stdio::null()).output()?;
+        if !output.status.success() {
+            bail!(
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// True if a network interface of that name exists.
 pub fn link_exists(name: &str) -> bool {
     valid_link_name(name) && Path::new("/sys/class/net").join(name).exists()

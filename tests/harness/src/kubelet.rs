@@ -192,7 +192,7 @@ impl Kubelet {
             ..InstanceRecord::default()
         }
         .write(kubelet.dir.path())?;
-        kubelet.add_node_address()?;
+        host::add_node_address(&kubelet.options.node_bridge, kubelet.options.node_ip)?;
         let mut command = kubelet.prepare(control_plane, &binary, runtime_endpoint)?;
         save_tunables()?;
         let file = OpenOptions::new().create(true).append(true).open(&kubelet.log)?;
@@ -210,27 +210,6 @@ impl Kubelet {
             kubelet.pid().unwrap_or_default(),
         ));
         Ok(kubelet)
-    }
-
-    /// `ip link add BRIDGE type bridge; ip addr add IP/32 dev BRIDGE; ip link set BRIDGE up`.
-    fn add_node_address(&self) -> anyhow::Result<()> {
-        let bridge = self.options.node_bridge.as_str();
-        let address = format!("{}/32", self.options.node_ip);
-        for args in [
-            vec!["link", "add", bridge, "type", "bridge"],
-            vec!["addr", "add", address.as_str(), "dev", bridge],
-            vec!["link", "set", bridge, "up"],
-        ] {
-            let output = Command::new("ip").args(&args).stdin(Stdio::null()).output()?;
-            if !output.status.success() {
-                bail!(
-                    "ip {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&output.stderr).trim()
-                );
-            }
-        }
-        Ok(())
     }
 
     /// Writes credentials and configuration; returns the kubelet's command.

@@ -216,7 +216,7 @@ impl KubeletLite {
             containerd: None,
         }
         .write(node.dir.path())?;
-        node.add_node_address()?;
+        host::add_node_address(&node.options.node_bridge, node.options.node_ip)?;
         node.prepare(control_plane, registry)?;
         host::enable_ip_forward().context("setting net.ipv4.ip_forward=1")?;
         node.spawn()?;
@@ -236,26 +236,6 @@ impl KubeletLite {
 
     fn runtime_dir(&self) -> PathBuf {
         self.dir.path().join("runtime")
-    }
-
-    fn add_node_address(&self) -> anyhow::Result<()> {
-        let bridge = self.options.node_bridge.as_str();
-        let address = format!("{}/32", self.options.node_ip);
-        for args in [
-            vec!["link", "add", bridge, "type", "bridge"],
-            vec!["addr", "add", address.as_str(), "dev", bridge],
-            vec!["link", "set", bridge, "up"],
-        ] {
-            let output = Command::new("ip").args(&args).stdin(Stdio::null()).output()?;
-            if !output.status.success() {
-                bail!(
-                    "ip {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&output.stderr).trim()
-                );
-            }
-        }
-        Ok(())
     }
 
     /// Writes credentials, the runtime's configuration, network and mirrors; records the
