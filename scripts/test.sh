@@ -10,4 +10,4 @@ scripts/install-deps.sh
 
 cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

@@ -202,9 +202,11 @@ fn a_pod_that_is_gone_loses_its_dead_containers_and_sandbox(env: &Env) -> anyhow
         );
         // The pod is gone: its sandbox is stopped, then everything of it goes.
         env.client.stop_pod_sandbox(&pod.0).await?;
+        // Other tests run beside this one: the pass may also collect their extra dead
+        // containers, so only what belongs to this pod is checked.
         let removed = container_gc::collect(&env.client, &ContainerGcPolicy::default(), &|u| u != uid).await?;
-        ensure!(removed.containers == [id], "removed {removed:?}");
-        ensure!(removed.sandboxes == [pod.0.clone()], "removed {removed:?}");
+        ensure!(removed.containers.contains(&id), "removed {removed:?}");
+        ensure!(removed.sandboxes.contains(&pod.0), "removed {removed:?}");
         let sandboxes = env.client.list_pod_sandbox(None).await?;
         ensure!(
             sandboxes.iter().all(|s| s.id != pod.0),
