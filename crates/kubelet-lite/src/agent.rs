@@ -178,7 +178,10 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     drop(events);
     tasks.push(crate::housekeeping::spawn(
         runtime.clone(),
-        crate::housekeeping::HousekeepingSettings::default(),
+        crate::housekeeping::HousekeepingSettings {
+            image_gc: settings.image_gc.clone(),
+            ..crate::housekeeping::HousekeepingSettings::default()
+        },
     ));
     tasks.push(tokio::spawn(pods::run_manager(ctx, receiver, sources)));
     tracing::info!(node = %settings.node_name, ip = ?node_ip, "kubelet-lite running");

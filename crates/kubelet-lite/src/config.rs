@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::housekeeping::ImageGcPolicy;
+
 /// The default `--root-dir`.
 pub const DEFAULT_ROOT_DIR: &str = "/var/lib/kubelet-lite";
 /// The default `--max-pods`, the kubelet's.
@@ -90,6 +92,16 @@ pub struct Args {
     /// default with a kubeconfig) or `AlwaysAllow`.
     #[arg(long, value_enum)]
     pub authorization_mode: Option<AuthorizationModeName>,
+    /// Image garbage collection starts when the image filesystem is this full (percent;
+    /// 100 turns it off). Default 85.
+    #[arg(long)]
+    pub image_gc_high_threshold: Option<u8>,
+    /// Image garbage collection frees space down to this usage (percent). Default 80.
+    #[arg(long)]
+    pub image_gc_low_threshold: Option<u8>,
+    /// An image unused for less than this long is never collected (a Go duration). Default 2m.
+    #[arg(long)]
+    pub minimum_image_ttl_duration: Option<String>,
     /// A KubeletConfiguration file (the subset of fields these flags cover).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -175,6 +187,15 @@ pub struct ConfigFile {
     pub pod_cidr: Option<String>,
     /// `nodeStatusUpdateFrequency`, as a Go duration (`10s`, `1m`).
     pub node_status_update_frequency: Option<String>,
+    /// `imageGCHighThresholdPercent`.
+    #[serde(rename = "imageGCHighThresholdPercent")]
+    pub image_gc_high_threshold_percent: Option<u8>,
+    /// `imageGCLowThresholdPercent`.
+    #[serde(rename = "imageGCLowThresholdPercent")]
+    pub image_gc_low_threshold_percent: Option<u8>,
+    /// `imageMinimumGCAge`, as a Go duration.
+    #[serde(rename = "imageMinimumGCAge")]
+    pub image_minimum_gc_age: Option<String>,
 }
 
 /// A configuration that cannot be used.
@@ -205,6 +226,17 @@ pub enum ConfigError {
     /// The node name could not be found out.
     #[error("no --node-name given and the host name is unknown")]
     NodeName,
+    /// The image garbage collection thresholds are out of range or out of order.
+    #[error(
+        "image GC thresholds: high {high}% must be at most 100 and above low {low}% \
+         (--image-gc-high-threshold, --image-gc-low-threshold)"
+    )]
+    ImageGcThresholds {
+        /// The high threshold.
+        high: u8,
+        /// The low threshold.
+        low: u8,
+    },
 }
 
 /// Everything the node agent runs with, flags and file merged.
@@ -238,6 +270,8 @@ pub struct Settings {
     pub api: ApiSettings,
     /// How often the node status is computed (and patched if it changed).
     pub node_status_update_frequency: Duration,
+    /// When unused images are collected.
+    pub image_gc: ImageGcPolicy,
 }
 
 /// The kubelet API's settings (flags and file merged).
@@ -267,6 +301,7 @@ impl Settings {
 
     /// Merges flags over the file over the defaults; `hostname` is the default node name.
     pub fn merge(args: Args, file: ConfigFile, hostname: Option<String>) -> Result<Settings, ConfigError> {
+        let image_gc = image_gc_policy(&args, &file)?;
         let node_name = args
             .node_name
             .or(hostname)
@@ -319,8 +354,37 @@ impl Settings {
             port: args.port.or(file.port).unwrap_or(DEFAULT_PORT),
             api,
             node_status_update_frequency: frequency,
+            image_gc,
         })
     }
+}
+
+/// The image GC policy from flags over the file over the kubelet's defaults; the low
+/// threshold must stay below the high one, as the kubelet validates.
+fn image_gc_policy(args: &Args, file: &ConfigFile) -> Result<ImageGcPolicy, ConfigError> {
+    let defaults = ImageGcPolicy::default();
+    let high = (args.image_gc_high_threshold)
+        .or(file.image_gc_high_threshold_percent)
+        .unwrap_or(defaults.high_threshold_percent);
+    let low = (args.image_gc_low_threshold)
+        .or(file.image_gc_low_threshold_percent)
+        .unwrap_or(defaults.low_threshold_percent);
+    if high > 100 || low >= high {
+        return Err(ConfigError::ImageGcThresholds { high, low });
+    }
+    let min_age = match args
+        .minimum_image_ttl_duration
+        .as_ref()
+        .or(file.image_minimum_gc_age.as_ref())
+    {
+        Some(text) => parse_duration(text)?,
+        None => defaults.min_age,
+    };
+    Ok(ImageGcPolicy {
+        high_threshold_percent: high,
+        low_threshold_percent: low,
+        min_age,
+    })
 }
 
 impl ConfigFile {
@@ -402,6 +466,44 @@ mod tests {
         assert_eq!(settings.port, DEFAULT_PORT);
         assert_eq!(settings.root_dir, PathBuf::from(DEFAULT_ROOT_DIR));
         assert_eq!(settings.api, ApiSettings::default());
+        assert_eq!(settings.image_gc, ImageGcPolicy::default());
+    }
+
+    #[test]
+    fn image_gc_thresholds_come_from_the_file_and_flags_and_must_be_ordered() {
+        let file = ConfigFile::parse(
+            "imageGCHighThresholdPercent: 90\nimageGCLowThresholdPercent: 70\nimageMinimumGCAge: 5m\n",
+        )
+        .unwrap();
+        let settings = Settings::merge(Args::default(), file.clone(), Some("n".into())).unwrap();
+        let want = ImageGcPolicy {
+            high_threshold_percent: 90,
+            low_threshold_percent: 70,
+            min_age: Duration::from_secs(300),
+        };
+        assert_eq!(settings.image_gc, want);
+        let args = Args {
+            image_gc_high_threshold: Some(100),
+            minimum_image_ttl_duration: Some("0s".into()),
+            ..Args::default()
+        };
+        let settings = Settings::merge(args, file.clone(), Some("n".into())).unwrap();
+        assert_eq!(
+            (settings.image_gc.high_threshold_percent, settings.image_gc.min_age),
+            (100, Duration::ZERO)
+        );
+        for (high, low) in [(70, 70), (60, 70), (101, 80)] {
+            let args = Args {
+                image_gc_high_threshold: Some(high),
+                image_gc_low_threshold: Some(low),
+                ..Args::default()
+            };
+            let err = Settings::merge(args, file.clone(), Some("n".into())).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::ImageGcThresholds { .. }),
+                "{high}/{low}: {err}"
+            );
+        }
     }
 
     #[test]

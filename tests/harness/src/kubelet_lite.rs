@@ -257,6 +257,11 @@ impl KubeletLite {
             display(&self.manifests),
             "--port".into(),
             self.port.to_string(),
+            // As the kubelet's tests run: the host's disk usage decides nothing here.
+            "--image-gc-high-threshold".into(),
+            "100".into(),
+            "--image-gc-low-threshold".into(),
+            "99".into(),
         ];
         if let Some(control_plane) = control_plane {
             let name = &self.options.node_name;
