@@ -19,8 +19,8 @@ use anyhow::{Context, ensure};
 use common::{Env, Pod, expect_code};
 use cri_client::Code;
 use cri_client::v1::{
-    Capability, ContainerConfig, IdMapping, Int64Value, LinuxContainerConfig, LinuxContainerSecurityContext,
-    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, SecurityProfile, UserNamespace,
+    Capability, ContainerConfig, Int64Value, LinuxContainerConfig, LinuxContainerSecurityContext,
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, SecurityProfile,
     security_profile::ProfileType,
 };
 use test_harness::suite::{self, Test};
@@ -72,10 +72,6 @@ fn main() -> ExitCode {
                 a_target_pid_namespace_is_another_containers,
             ),
             Test::new("sysctls_are_set_in_the_pod", sysctls_are_set_in_the_pod),
-            Test::new(
-                "user_namespaces_are_refused_with_the_reason",
-                user_namespaces_are_refused_with_the_reason,
-            ),
         ],
     )
 }
@@ -698,56 +694,6 @@ fn sysctls_are_set_in_the_pod(env: &Env) -> anyhow::Result<()> {
             let seen = seen.split_whitespace().collect::<Vec<_>>().join(" ");
             ensure!(seen == value, "{name}: {seen:?}, want {value:?}");
         }
-        env.remove(&pod).await
-    })
-}
-
-fn user_namespaces_are_refused_with_the_reason(env: &Env) -> anyhow::Result<()> {
-    let userns = |mode: NamespaceMode| NamespaceOption {
-        userns_options: Some(UserNamespace {
-            mode: mode as i32,
-            uids: vec![IdMapping {
-                host_id: 3_000_000,
-                container_id: 0,
-                length: 65536,
-            }],
-            gids: vec![IdMapping {
-                host_id: 3_000_000,
-                container_id: 0,
-                length: 65536,
-            }],
-        }),
-        ..kubelet_namespaces()
-    };
-    env.block_on(async {
-        let pod = run_pod(env, "userns", LinuxSandboxSecurityContext::default(), &[]).await?;
-        for mode in [NamespaceMode::Pod, NamespaceMode::Container] {
-            let sc = LinuxContainerSecurityContext {
-                namespace_options: Some(userns(mode)),
-                ..LinuxContainerSecurityContext::default()
-            };
-            let config = container(env, &pod, &format!("userns-{}", mode as i32), sc)?;
-            let created = env.client.create_container(&pod.id, config, pod.config.clone()).await;
-            let message = created.as_ref().err().map(ToString::to_string).unwrap_or_default();
-            expect_code(created, Code::InvalidArgument, "a user namespace")?;
-            ensure!(message.contains("user namespace"), "error: {message}");
-        }
-        // NODE is the host's user namespace: the container runs as the host's root.
-        let host = start(
-            env,
-            &pod,
-            "userns-node",
-            LinuxContainerSecurityContext {
-                namespace_options: Some(userns(NamespaceMode::Node)),
-                ..LinuxContainerSecurityContext::default()
-            },
-        )
-        .await?;
-        let map = output(env, &host, "cat /proc/self/uid_map").await?;
-        ensure!(
-            map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"],
-            "{map:?}"
-        );
         env.remove(&pod).await
     })
 }

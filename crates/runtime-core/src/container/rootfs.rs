@@ -6,12 +6,17 @@
 //! filesystem-wide sync that otherwise makes RemoveContainer wait on unrelated I/O. After
 //! a host crash overlayfs refuses to reuse such a work directory; [`Rootfs::mount`] starts
 //! it afresh.
+//!
+//! A container in a pod's own user namespace gets its layers id-mapped through it and an
+//! upper directory owned by its root on the host ([`IdmappedRoot`], [`super::idmap`]).
 
 use std::ffi::CString;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use rustix::mount::{MountFlags, UnmountFlags};
+use rustix::mount::MountFlags;
+
+use super::{idmap, mounts};
 
 /// Longest mount option string the kernel takes (one page).
 const MAX_MOUNT_DATA: usize = 4095;
@@ -51,6 +56,17 @@ pub struct Rootfs {
     pub work: PathBuf,
 }
 
+/// The user namespace a rootfs is seen from, when it is not the host's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdmappedRoot {
+    /// The pod's pinned user namespace, through which the layers are id-mapped.
+    pub user_ns: PathBuf,
+    /// The host uid of the container's root: the owner of the upper directory.
+    pub host_uid: u32,
+    /// The host gid of the container's root.
+    pub host_gid: u32,
+}
+
 impl Rootfs {
     /// The rootfs directories of the bundle at `bundle`.
     pub fn in_bundle(bundle: &Path) -> Self {
@@ -62,8 +78,10 @@ impl Rootfs {
     }
 
     /// Mounts the overlay of `layers` (bottom first) with a fresh upper directory. An image
-    /// without layers gets an empty lower directory.
-    pub fn mount(&self, layers: &[PathBuf]) -> Result<(), RootfsError> {
+    /// without layers gets an empty lower directory. With `idmapped`, the layers are
+    /// id-mapped through the pod's user namespace and the upper directory belongs to the
+    /// container's root.
+    pub fn mount(&self, layers: &[PathBuf], idmapped: Option<&IdmappedRoot>) -> Result<(), RootfsError> {
         // overlayfs leaves this marker in a volatile mount's work directory and refuses to
         // mount over it again until it is gone (after a crash, say).
         if self.work.join("incompat").join("volatile").exists() {
@@ -78,6 +96,38 @@ impl Rootfs {
                 source,
             })?;
         }
+        let io_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source: io::Error| RootfsError::Io { path, source }
+        };
+        let Some(idmapped) = idmapped else {
+            return self.mount_overlay(layers);
+        };
+        rustix::fs::chown(
+            &self.upper,
+            Some(rustix::fs::Uid::from_raw(idmapped.host_uid)),
+            Some(rustix::fs::Gid::from_raw(idmapped.host_gid)),
+        )
+        .map_err(|e| io_error(&self.upper)(e.into()))?;
+        // Attached only while the overlay is mounted: it keeps clones of its own.
+        let staging = self.upper.with_file_name("idmapped-layers");
+        let mapped = (|| {
+            std::fs::create_dir_all(&staging).map_err(io_error(&staging))?;
+            let mut mapped = Vec::with_capacity(layers.len());
+            for (index, layer) in layers.iter().enumerate() {
+                let target = staging.join(index.to_string());
+                std::fs::create_dir(&target).map_err(io_error(&target))?;
+                idmap::mount_idmapped(layer, &idmapped.user_ns, &target, false).map_err(io_error(layer))?;
+                mapped.push(target);
+            }
+            self.mount_overlay(&mapped)
+        })();
+        let cleaned = mounts::remove_unmounted(&staging).map_err(io_error(&staging));
+        mapped.and(cleaned)
+    }
+
+    /// Mounts the overlay of `layers` (bottom first) on the prepared directories.
+    fn mount_overlay(&self, layers: &[PathBuf]) -> Result<(), RootfsError> {
         let empty_lower;
         let lowers: Vec<&Path> = if layers.is_empty() {
             empty_lower = self.upper.with_file_name("empty");
@@ -99,28 +149,9 @@ impl Rootfs {
         })
     }
 
-    /// Unmounts the overlay; an unmounted rootfs is fine.
-    pub fn unmount(&self) -> Result<(), RootfsError> {
-        match rustix::mount::unmount(&self.target, UnmountFlags::DETACH) {
-            Ok(()) => Ok(()),
-            // EINVAL: not a mount point; ENOENT: the directory is gone.
-            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOENT => Ok(()),
-            Err(e) => Err(RootfsError::Io {
-                path: self.target.clone(),
-                source: e.into(),
-            }),
-        }
-    }
-
     /// Whether the overlay is mounted (from /proc/self/mountinfo).
     pub fn is_mounted(&self) -> bool {
-        let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
-            return false;
-        };
-        let target = self.target.to_string_lossy();
-        mountinfo
-            .lines()
-            .any(|line| line.split(' ').nth(4) == Some(target.as_ref()))
+        mounts::is_mount_point(&self.target)
     }
 }
 
@@ -185,7 +216,7 @@ mod tests {
         std::fs::write(top.join("a"), "top").expect("write");
         std::fs::write(bottom.join("b"), "only bottom").expect("write");
         let rootfs = Rootfs::in_bundle(&dir.path().join("bundle"));
-        rootfs.mount(&[bottom.clone(), top]).expect("mount");
+        rootfs.mount(&[bottom.clone(), top], None).expect("mount");
         assert!(rootfs.is_mounted());
         assert_eq!(std::fs::read_to_string(rootfs.target.join("a")).expect("read"), "top");
         assert_eq!(
@@ -193,8 +224,7 @@ mod tests {
             "only bottom"
         );
         std::fs::write(rootfs.target.join("new"), "x").expect("write");
-        rootfs.unmount().expect("unmount");
-        rootfs.unmount().expect("unmount again");
+        mounts::unmount_under(&rootfs.target).expect("unmount");
         assert!(!rootfs.is_mounted());
         assert!(rootfs.upper.join("new").exists(), "writes land in the upper directory");
         assert!(!bottom.join("new").exists(), "layers stay untouched");

@@ -29,14 +29,13 @@
 //!   the kernel would refuse), the pod's sysctls, `cgroupsPath` as given.
 //! - **namespaces** per [`Namespaces`] (the service resolves pod, container, node and
 //!   target modes to them): a new mount namespace always; a new cgroup namespace on pure
-//!   cgroup v2 hosts (not for privileged containers), as containerd. A user namespace
-//!   (`userns_options` mode POD) is refused with a reason (`userns`).
+//!   cgroup v2 hosts (not for privileged containers), as containerd. The pod's own user
+//!   namespace, with its uid and gid ranges, when it has one (`userns`).
 //! - **annotations**: the config's, then the `io.kubernetes.cri.*` ones containerd sets.
 //!
 //! Not done: a RuntimeDefault AppArmor profile of this runtime's own (it uses
 //! `docker-default` where that is loaded, else runs unconfined; hosts without AppArmor
-//! skip it), SELinux labels, user namespaces (see `userns` for why and what it takes),
-//! CDI devices.
+//! skip it), SELinux labels, CDI devices.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -185,6 +184,8 @@ pub struct Namespaces {
     pub uts: NamespaceMode,
     /// Process ids.
     pub pid: NamespaceMode,
+    /// User and group ids: the host's, or the pod's own (never a new one).
+    pub user: NamespaceMode,
 }
 
 /// The pod's files bind-mounted into each of its containers (`None`: not mounted).
@@ -547,7 +548,20 @@ fn build_spec_with(inputs: &SpecInputs<'_>, facts: &HostFacts) -> Result<Spec, S
     if privileged && !sandbox_privileged {
         return Err(SpecError::PrivilegedInUnprivilegedSandbox);
     }
-    userns::check_supported(config, inputs.sandbox)?;
+    let user_mappings = match (userns::mappings(config, inputs.sandbox)?, &inputs.namespaces.user) {
+        (None, NamespaceMode::Host) => None,
+        (Some(mappings), NamespaceMode::Join(_)) => Some(mappings),
+        (Some(_), _) => {
+            return Err(SpecError::UserNamespace(
+                "the pod asks for a user namespace of its own, and its sandbox has none".into(),
+            ));
+        }
+        (None, _) => {
+            return Err(SpecError::UserNamespace(
+                "the sandbox has a user namespace the pod does not ask for".into(),
+            ));
+        }
+    };
     let hostname = if inputs.hostname.is_empty() {
         read_trimmed("/proc/sys/kernel/hostname").unwrap_or_default()
     } else {
@@ -599,6 +613,8 @@ fn build_spec_with(inputs: &SpecInputs<'_>, facts: &HostFacts) -> Result<Spec, S
         annotations: annotations(inputs),
         linux: Some(crate::oci::spec::Linux {
             namespaces: container_namespaces(inputs.namespaces, facts.cgroups.unified && !privileged)?,
+            uid_mappings: user_mappings.as_ref().map_or_else(Vec::new, |m| userns::oci(&m.uids)),
+            gid_mappings: user_mappings.as_ref().map_or_else(Vec::new, |m| userns::oci(&m.gids)),
             devices,
             cgroups_path: (!inputs.cgroups_path.is_empty()).then(|| inputs.cgroups_path.to_string()),
             resources: Some(resources),
@@ -723,6 +739,7 @@ fn container_namespaces(namespaces: &Namespaces, new_cgroup: bool) -> Result<Vec
     };
     let mut spec_namespaces = Vec::new();
     for (kind, mode) in [
+        (NamespaceType::User, &namespaces.user),
         (NamespaceType::Pid, &namespaces.pid),
         (NamespaceType::Ipc, &namespaces.ipc),
         (NamespaceType::Uts, &namespaces.uts),

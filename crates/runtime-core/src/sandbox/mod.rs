@@ -9,7 +9,8 @@
 //!
 //! A RunPodSandbox does, in order (and undoes in reverse when a step fails):
 //! 1. [`namespaces::pin_with`] (with [`namespaces::PinRequest::from_cri`], which carries
-//!    the pod's sysctls) or [`namespaces::pin`], into the sandbox's own directory;
+//!    the pod's sysctls and the ranges of its own user namespace, if it asks for one:
+//!    [`user_namespace`]) or [`namespaces::pin`], into the sandbox's own directory;
 //! 2. [`cni::Cni::add`] on the network namespace, unless the pod uses the host network
 //!    (ADD undoes itself when it fails);
 //! 3. [`files::write_resolv_conf`], [`files::write_hostname`] and [`files::write_hosts`]
@@ -31,6 +32,7 @@ pub mod files;
 pub mod namespaces;
 pub mod netns;
 pub mod pid_holder;
+pub mod user_namespace;
 
 pub use cni::{Attachment, Cni, CniConfig, CniError, NetworkStatus, PortMapping};
 pub use namespaces::{NamespaceError, PinRequest, PinnedNamespaces, is_pinned, pin, pin_with, unpin};

@@ -16,6 +16,9 @@
 //! unmounts in [`unpin`] reach copies of these mounts in mount namespaces created meanwhile
 //! on a host whose root is shared.
 //!
+//! A pod with a user namespace of its own gets it pinned as a fourth file, `user`, owning
+//! the other three: see [`super::user_namespace`] for how that differs.
+//!
 //! After a restart, [`is_pinned`] tells whether a recorded file still holds a namespace.
 
 use std::collections::BTreeMap;
@@ -32,6 +35,7 @@ use nix::mount::{MntFlags, umount2};
 use tracing::{debug, warn};
 
 use super::command::{self, RunError};
+use super::user_namespace::{self, IdMappings};
 
 /// The file name of the pinned network namespace in a pod's namespace directory.
 pub const NETWORK_FILE: &str = "net";
@@ -39,6 +43,8 @@ pub const NETWORK_FILE: &str = "net";
 pub const IPC_FILE: &str = "ipc";
 /// The file name of the pinned UTS namespace in a pod's namespace directory.
 pub const UTS_FILE: &str = "uts";
+/// The file name of the pinned user namespace in a pod's namespace directory.
+pub const USER_FILE: &str = "user";
 
 /// `NSFS_MAGIC` from `linux/magic.h`: the `f_type` statfs(2) reports for a namespace file.
 const NSFS_MAGIC: u64 = 0x6e73_6673;
@@ -67,6 +73,8 @@ pub struct PinnedNamespaces {
     pub ipc: PathBuf,
     /// The UTS namespace, holding the pod's hostname.
     pub uts: PathBuf,
+    /// The pod's own user namespace, owning the others; `None`: the host's.
+    pub user: Option<PathBuf>,
 }
 
 impl PinnedNamespaces {
@@ -78,18 +86,21 @@ impl PinnedNamespaces {
             network: Some(dir.join(NETWORK_FILE)),
             ipc: dir.join(IPC_FILE),
             uts: dir.join(UTS_FILE),
+            user: Some(dir.join(USER_FILE)),
         }
     }
 
-    /// The files, with the `unshare` option that pins each.
-    fn files(&self) -> impl Iterator<Item = (&'static str, &Path)> {
+    /// The files, each with its kind as `unshare` and `nsenter` options and `/proc/PID/ns`
+    /// name it (`user`, `net`, `ipc`, `uts`); the user namespace first.
+    pub(super) fn files(&self) -> impl Iterator<Item = (&'static str, &Path)> {
         [
-            ("--net", self.network.as_deref()),
-            ("--ipc", Some(self.ipc.as_path())),
-            ("--uts", Some(self.uts.as_path())),
+            ("user", self.user.as_deref()),
+            ("net", self.network.as_deref()),
+            ("ipc", Some(self.ipc.as_path())),
+            ("uts", Some(self.uts.as_path())),
         ]
         .into_iter()
-        .filter_map(|(option, path)| Some((option, path?)))
+        .filter_map(|(kind, path)| Some((kind, path?)))
     }
 }
 
@@ -110,6 +121,9 @@ pub struct PinRequest {
     /// own IPC one), by name (`net.ipv4.ip_local_port_range` or
     /// `net/ipv4/ip_local_port_range`).
     pub sysctls: BTreeMap<String, String>,
+    /// The ranges of the pod's own user namespace; `None`: the host's. Needs the pod's own
+    /// network and IPC namespaces.
+    pub user: Option<IdMappings>,
 }
 
 impl PinRequest {
@@ -120,16 +134,18 @@ impl PinRequest {
             host_ipc: false,
             hostname: hostname.into(),
             sysctls: BTreeMap::new(),
+            user: None,
         }
     }
 
     /// What a CRI `LinuxPodSandboxConfig` asks for: its `NamespaceOption` (network and IPC
-    /// in mode `NODE` are the host's) and its sysctls. A missing option is the CRI
-    /// default, mode `POD` for both.
+    /// in mode `NODE` are the host's) and its sysctls, with the user namespace `user`
+    /// ([`IdMappings::of_pod`]). A missing option is the CRI default, mode `POD` for both.
     pub fn from_cri(
         hostname: &str,
         options: Option<&NamespaceOption>,
         sysctls: impl IntoIterator<Item = (String, String)>,
+        user: Option<IdMappings>,
     ) -> PinRequest {
         let is_node = |mode: i32| mode == NamespaceMode::Node as i32;
         PinRequest {
@@ -137,6 +153,7 @@ impl PinRequest {
             host_ipc: options.is_some_and(|o| is_node(o.ipc)),
             hostname: hostname.to_string(),
             sysctls: sysctls.into_iter().collect(),
+            user,
         }
     }
 }
@@ -160,6 +177,10 @@ pub enum NamespaceError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A user namespace asked for together with the host's network or IPC namespace,
+    /// which it could not own.
+    #[error("a pod with its own user namespace needs its own network and IPC namespaces")]
+    UserWithHostNamespaces,
     /// A namespace file already holds a namespace: pinning again would hide it.
     #[error("{} already holds a pinned namespace", path.display())]
     AlreadyPinned {
@@ -216,6 +237,9 @@ pub async fn pin(dir: &Path, host_network: bool, hostname: &str) -> Result<Pinne
 /// On failure nothing stays pinned and the files are gone.
 pub async fn pin_with(dir: &Path, request: &PinRequest) -> Result<PinnedNamespaces, NamespaceError> {
     validate_hostname(&request.hostname)?;
+    if request.user.is_some() && (request.host_network || request.host_ipc) {
+        return Err(NamespaceError::UserWithHostNamespaces);
+    }
     let sysctls = request
         .sysctls
         .iter()
@@ -225,11 +249,20 @@ pub async fn pin_with(dir: &Path, request: &PinRequest) -> Result<PinnedNamespac
         network: (!request.host_network).then(|| dir.join(NETWORK_FILE)),
         ipc: dir.join(IPC_FILE),
         uts: dir.join(UTS_FILE),
+        user: request.user.is_some().then(|| dir.join(USER_FILE)),
     };
-    let unshare = command::find_program("unshare").ok_or(NamespaceError::MissingProgram { program: "unshare" })?;
-    let sh = command::find_program("sh").ok_or(NamespaceError::MissingProgram { program: "sh" })?;
-    if !request.host_network && command::find_program("ip").is_none() {
-        return Err(NamespaceError::MissingProgram { program: "ip" });
+    let program =
+        |name: &'static str| command::find_program(name).ok_or(NamespaceError::MissingProgram { program: name });
+    if request.user.is_some() {
+        program("nsenter")?;
+    }
+    let unshare = program("unshare")?;
+    let sh = program("sh")?;
+    if !request.host_network {
+        program("ip")?;
+    }
+    if request.user.is_some() && !request.hostname.is_empty() {
+        program("hostname")?;
     }
 
     fs::create_dir_all(dir).map_err(|source| NamespaceError::Io {
@@ -263,7 +296,7 @@ async fn pin_files(
     request: &PinRequest,
     sysctls: &[(PathBuf, String)],
 ) -> Result<(), NamespaceError> {
-    // util-linux unshare bind-mounts onto files that must exist.
+    // Bind mounts need files that exist.
     for (_, path) in pinned.files() {
         OpenOptions::new()
             .write(true)
@@ -275,6 +308,11 @@ async fn pin_files(
                 path: path.to_path_buf(),
                 source,
             })?;
+    }
+    if let Some(mappings) = &request.user {
+        let script = script_args(sh, request, sysctls);
+        user_namespace::pin_files(unshare, sh, dir, pinned, mappings, script, PIN_TIMEOUT).await?;
+        return check_pinned(dir, pinned, request);
     }
     let args = unshare_args(pinned, sh, request, sysctls);
     let failed = |message: String| NamespaceError::Pin {
@@ -290,18 +328,29 @@ async fn pin_files(
     if !output.status.success() {
         return Err(failed(format!("unshare {}: {}", output.status, output.stderr_text())));
     }
+    check_pinned(dir, pinned, request)
+}
+
+/// Fails unless every file of `pinned` holds a namespace.
+fn check_pinned(dir: &Path, pinned: &PinnedNamespaces, request: &PinRequest) -> Result<(), NamespaceError> {
     for (_, path) in pinned.files() {
         if !is_pinned(path) {
-            return Err(failed(format!("{} holds no namespace after unshare", path.display())));
+            return Err(NamespaceError::Pin {
+                dir: dir.to_path_buf(),
+                message: format!("{} holds no namespace after pinning", path.display()),
+            });
         }
     }
-    debug!(dir = %dir.display(), host_network = request.host_network, "namespaces pinned");
+    debug!(
+        dir = %dir.display(),
+        host_network = request.host_network,
+        user = request.user.is_some(),
+        "namespaces pinned"
+    );
     Ok(())
 }
 
-/// The arguments of `unshare`: one `--KIND=FILE` per namespace, then `sh -c SCRIPT` with
-/// the hostname and the sysctl paths and values as positional parameters (never as
-/// script text).
+/// The arguments of `unshare`: one `--KIND=FILE` per namespace, then [`script_args`].
 fn unshare_args(
     pinned: &PinnedNamespaces,
     sh: &Path,
@@ -310,19 +359,33 @@ fn unshare_args(
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = pinned
         .files()
-        .map(|(option, path)| {
-            let mut arg = OsString::from(option);
-            arg.push("=");
+        .map(|(kind, path)| {
+            let mut arg = OsString::from(format!("--{kind}="));
             arg.push(path);
             arg
         })
         .collect();
+    args.extend(script_args(sh, request, sysctls));
+    args
+}
+
+/// `-- sh -c SCRIPT sh PARAMS...`: the script that sets the pod's hostname, brings `lo`
+/// up and writes the sysctls, with the hostname and the sysctl paths and values as
+/// positional parameters (never as script text).
+fn script_args(sh: &Path, request: &PinRequest, sysctls: &[(PathBuf, String)]) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
     let mut script = vec!["set -e"];
     let mut params: Vec<OsString> = Vec::new();
     if !request.hostname.is_empty() {
-        // The UTS sysctls of /proc belong to the writer's UTS namespace: no `hostname`
-        // binary needed.
-        script.push("printf %s \"$1\" > /proc/sys/kernel/hostname");
+        script.push(if request.user.is_some() {
+            // The root of a user namespace may not write the /proc file; sethostname(2)
+            // asks only for CAP_SYS_ADMIN over the UTS namespace.
+            "hostname -- \"$1\""
+        } else {
+            // The UTS sysctls of /proc belong to the writer's UTS namespace: no
+            // `hostname` program needed.
+            "printf %s \"$1\" > /proc/sys/kernel/hostname"
+        });
         script.push("shift");
         params.push(request.hostname.clone().into());
     }
@@ -483,7 +546,10 @@ mod tests {
     fn unshare_pins_each_requested_namespace_on_its_file() {
         let dir = Path::new("/run/p/ns");
         let request = PinRequest::pod("web-0");
-        let pinned = PinnedNamespaces::all_in(dir);
+        let pinned = PinnedNamespaces {
+            user: None,
+            ..PinnedNamespaces::all_in(dir)
+        };
         let args = texts(&unshare_args(&pinned, Path::new("/bin/sh"), &request, &[]));
         assert_eq!(
             args[..5],
@@ -513,6 +579,7 @@ mod tests {
             network: None,
             ipc: "/d/ipc".into(),
             uts: "/d/uts".into(),
+            user: None,
         };
         let args = texts(&unshare_args(&pinned, Path::new("/bin/sh"), &request, &[]));
         assert_eq!(args[..4], ["--ipc=/d/ipc", "--uts=/d/uts", "--", "/bin/sh"]);
@@ -532,7 +599,10 @@ mod tests {
             .map(|(k, v)| (sysctl_path(k, &request).unwrap(), v.clone()))
             .collect();
         let args = texts(&unshare_args(
-            &PinnedNamespaces::all_in(Path::new("/d")),
+            &PinnedNamespaces {
+                user: None,
+                ..PinnedNamespaces::all_in(Path::new("/d"))
+            },
             Path::new("/bin/sh"),
             &request,
             &sysctls,
@@ -547,21 +617,21 @@ mod tests {
     fn the_cri_namespace_options_decide_which_namespaces_are_the_hosts() {
         let node = NamespaceMode::Node as i32;
         let pod = NamespaceMode::Pod as i32;
-        let request = PinRequest::from_cri("h", None, []);
+        let request = PinRequest::from_cri("h", None, [], None);
         assert_eq!((request.host_network, request.host_ipc), (false, false));
         let host_network = NamespaceOption {
             network: node,
             ipc: pod,
             ..Default::default()
         };
-        let request = PinRequest::from_cri("h", Some(&host_network), []);
+        let request = PinRequest::from_cri("h", Some(&host_network), [], None);
         assert_eq!((request.host_network, request.host_ipc), (true, false));
         let host_ipc = NamespaceOption {
             network: pod,
             ipc: node,
             ..Default::default()
         };
-        let request = PinRequest::from_cri("h", Some(&host_ipc), [("a.b".to_string(), "1".to_string())]);
+        let request = PinRequest::from_cri("h", Some(&host_ipc), [("a.b".to_string(), "1".to_string())], None);
         assert_eq!((request.host_network, request.host_ipc), (false, true));
         assert_eq!(request.sysctls.get("a.b").map(String::as_str), Some("1"));
     }

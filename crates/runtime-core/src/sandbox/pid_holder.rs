@@ -3,8 +3,12 @@
 //!
 //! A PID namespace cannot be pinned by a bind mount: it lives as long as its init. So such
 //! a pod gets one process, `unshare --pid --fork --kill-child -- runtime-core-monitor
-//! --pause <sandbox dir>`, started in a session of its own with its stdio on `/dev/null`
-//! so it outlives the daemon. The monitor in pause mode ([`crate::monitor::pause`]) is
+//! --pause <sandbox dir>`, started in a session of its own so it outlives the daemon.
+//! In a pod with its own user namespace, `nsenter --user` enters it first, so the PID
+//! namespace belongs to it (its containers could not mount `/proc` otherwise); the
+//! holder then runs as the pod's root, who may not search the directories holding the
+//! monitor binary, so the binary is handed over as an open file on stdin and executed as
+//! `/proc/self/fd/0`. Its stdout and stderr are `/dev/null`. The monitor in pause mode ([`crate::monitor::pause`]) is
 //! pid 1 of the new namespace: it reaps the namespace's orphans until it is killed. The
 //! containers of the pod join `/proc/<its host pid>/ns/pid`.
 //!
@@ -55,16 +59,32 @@ pub enum PidHolderError {
     },
 }
 
-/// Starts the holder of a new PID namespace for the sandbox in `dir`; returns the host pid
-/// of the namespace's init (the pause mode of `monitor_binary`).
-pub async fn start(monitor_binary: &Path, dir: &Path) -> Result<u32, PidHolderError> {
-    // The child is not a process group leader, so setsid(1) execs unshare in place.
-    let mut child = tokio::process::Command::new("setsid")
-        .args(["unshare", "--pid", "--fork", "--kill-child", "--"])
-        .arg(monitor_binary)
+/// Starts the holder of a new PID namespace for the sandbox in `dir`, owned by the pod's
+/// user namespace `user_ns` if it has one; returns the host pid of the namespace's init
+/// (the pause mode of `monitor_binary`).
+pub async fn start(monitor_binary: &Path, dir: &Path, user_ns: Option<&Path>) -> Result<u32, PidHolderError> {
+    // The child is not a process group leader, so setsid(1) execs the rest in place.
+    let mut command = tokio::process::Command::new("setsid");
+    if let Some(user_ns) = user_ns {
+        let mut user = std::ffi::OsString::from("--user=");
+        user.push(user_ns);
+        command.arg("nsenter").arg(user).arg("--");
+    }
+    command.args(["unshare", "--pid", "--fork", "--kill-child", "--"]);
+    let stdin = match user_ns {
+        None => {
+            command.arg(monitor_binary);
+            Stdio::null()
+        }
+        Some(_) => {
+            command.arg("/proc/self/fd/0");
+            Stdio::from(std::fs::File::open(monitor_binary).map_err(PidHolderError::Spawn)?)
+        }
+    };
+    let mut child = command
         .arg(PAUSE_ARG)
         .arg(dir)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -38,6 +38,10 @@ pub struct SandboxRecord {
     /// The pinned UTS namespace (`None` before pinning); containers join it unless the pod
     /// uses the host network.
     pub uts_ns: Option<PathBuf>,
+    /// The pod's own user namespace, owning the others; `None`: the host's. Its ranges are
+    /// the config's `userns_options`.
+    #[serde(default)]
+    pub user_ns: Option<PathBuf>,
     /// The host pid of the init of the pod's shared PID namespace (see
     /// [`crate::sandbox::pid_holder`]); `None` unless the pod's PID mode is POD.
     #[serde(default)]

@@ -9,7 +9,7 @@ use cri_api::v1::{
 };
 
 use super::*;
-use crate::oci::spec::Linux;
+use crate::oci::spec::{Linux, LinuxIdMapping};
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|item| item.to_string()).collect()
@@ -92,6 +92,7 @@ impl Fixture {
                 ipc: NamespaceMode::Join("/proc/42/ns/ipc".into()),
                 uts: NamespaceMode::Join("/proc/42/ns/uts".into()),
                 pid: NamespaceMode::New,
+                user: NamespaceMode::Host,
             },
             files: SandboxFiles::default(),
             cgroups_path: "/kubepods/pod-uid-1/c1".into(),
@@ -899,6 +900,7 @@ fn namespaces_follow_the_modes() {
                 ipc: NamespaceMode::New,
                 uts: NamespaceMode::New,
                 pid: NamespaceMode::New,
+                user: NamespaceMode::Host,
             },
             unified: false,
             want: &[
@@ -917,6 +919,7 @@ fn namespaces_follow_the_modes() {
                 ipc: join("/proc/7/ns/ipc"),
                 uts: join("/proc/7/ns/uts"),
                 pid: NamespaceMode::New,
+                user: NamespaceMode::Host,
             },
             unified: false,
             want: &[
@@ -935,6 +938,7 @@ fn namespaces_follow_the_modes() {
                 ipc: NamespaceMode::Host,
                 uts: NamespaceMode::Host,
                 pid: NamespaceMode::Host,
+                user: NamespaceMode::Host,
             },
             unified: false,
             want: &[(NamespaceType::Mount, None)],
@@ -947,6 +951,7 @@ fn namespaces_follow_the_modes() {
                 ipc: NamespaceMode::Host,
                 uts: NamespaceMode::Host,
                 pid: join("/proc/7/ns/pid"),
+                user: NamespaceMode::Host,
             },
             unified: true,
             want: &[
@@ -1500,6 +1505,7 @@ fn run_busybox_with_runc() -> anyhow::Result<()> {
         ipc: NamespaceMode::New,
         uts: NamespaceMode::New,
         pid: NamespaceMode::New,
+        user: NamespaceMode::Host,
     };
     let files = SandboxFiles {
         resolv_conf: Some(pod.join("resolv.conf")),
@@ -1666,8 +1672,18 @@ fn userns(mode: cri_api::v1::NamespaceMode) -> Option<NamespaceOption> {
     })
 }
 
+fn pod_userns(fixture: &mut Fixture, mode: cri_api::v1::NamespaceMode) {
+    fixture.sandbox.linux = Some(LinuxPodSandboxConfig {
+        security_context: Some(LinuxSandboxSecurityContext {
+            namespace_options: userns(mode),
+            ..LinuxSandboxSecurityContext::default()
+        }),
+        ..LinuxPodSandboxConfig::default()
+    });
+}
+
 #[test]
-fn only_the_hosts_user_namespace_is_offered() {
+fn a_pod_s_own_user_namespace_is_joined_with_its_ranges() {
     use cri_api::v1::NamespaceMode as Cri;
     let mut fixture = Fixture::new();
     fixture
@@ -1679,25 +1695,61 @@ fn only_the_hosts_user_namespace_is_offered() {
     assert!(linux(&spec).uid_mappings.is_empty());
     assert!(linux(&spec).namespaces.iter().all(|ns| ns.kind != NamespaceType::User));
 
-    for mode in [Cri::Pod, Cri::Container, Cri::Target] {
-        // From the pod's options...
+    let mut fixture = Fixture::new();
+    pod_userns(&mut fixture, Cri::Pod);
+    fixture.namespaces.user = NamespaceMode::Join("/run/pod/ns/user".into());
+    // The kubelet repeats the pod's options in the container's.
+    fixture
+        .linux()
+        .security_context
+        .get_or_insert_default()
+        .namespace_options = userns(Cri::Pod);
+    let spec = fixture.spec();
+    let user = linux(&spec).namespaces.iter().find(|ns| ns.kind == NamespaceType::User);
+    assert_eq!(user.and_then(|ns| ns.path.as_deref()), Some("/run/pod/ns/user"));
+    let range = LinuxIdMapping {
+        container_id: 0,
+        host_id: 100_000,
+        size: 65_536,
+    };
+    assert_eq!(linux(&spec).uid_mappings, [range]);
+    assert_eq!(linux(&spec).gid_mappings, [range]);
+}
+
+#[test]
+fn user_namespaces_the_pod_does_not_have_are_refused() {
+    use cri_api::v1::NamespaceMode as Cri;
+    let refused = |fixture: &mut Fixture, what: &str| {
+        let err = fixture.build().expect_err(what);
+        assert!(matches!(err, SpecError::UserNamespace(_)), "{what}: {err}");
+        assert!(err.is_invalid_argument(), "{what}");
+    };
+    // CONTAINER and TARGET are not offered, from the pod's options or the container's.
+    for mode in [Cri::Container, Cri::Target] {
         let mut fixture = Fixture::new();
-        fixture.sandbox.linux = Some(LinuxPodSandboxConfig {
-            security_context: Some(LinuxSandboxSecurityContext {
-                namespace_options: userns(mode),
-                ..LinuxSandboxSecurityContext::default()
-            }),
-            ..LinuxPodSandboxConfig::default()
-        });
-        let err = fixture.build().expect_err("pod user namespace");
-        assert!(matches!(err, SpecError::UserNamespace(_)), "{mode:?}: {err}");
-        assert!(err.is_invalid_argument(), "{mode:?}");
-        // ...unless the container's say NODE.
+        pod_userns(&mut fixture, mode);
+        refused(&mut fixture, "pod mode");
+        let mut fixture = Fixture::new();
         fixture
             .linux()
             .security_context
             .get_or_insert_default()
-            .namespace_options = userns(Cri::Node);
-        fixture.spec();
+            .namespace_options = userns(mode);
+        refused(&mut fixture, "container mode");
     }
+    // A container asking for a user namespace its pod does not have.
+    let mut fixture = Fixture::new();
+    fixture
+        .linux()
+        .security_context
+        .get_or_insert_default()
+        .namespace_options = userns(Cri::Pod);
+    refused(&mut fixture, "container POD in a NODE pod");
+    // A pod asking for one its sandbox was not given, and the reverse.
+    let mut fixture = Fixture::new();
+    pod_userns(&mut fixture, Cri::Pod);
+    refused(&mut fixture, "no pinned user namespace");
+    let mut fixture = Fixture::new();
+    fixture.namespaces.user = NamespaceMode::Join("/run/pod/ns/user".into());
+    refused(&mut fixture, "a user namespace the pod did not ask for");
 }

@@ -1,54 +1,47 @@
 //! User namespaces: the CRI `userns_options` (Kubernetes `hostUsers: false`).
 //!
-//! The kubelet sends the same options in the pod's and in each container's
-//! `NamespaceOption`; the container's win. Mode `NODE`, or no options at all, is the
-//! host's user namespace (what every kubelet without user-namespace support expects),
-//! which is all this runtime offers: mode `POD` is refused with the reason, and so are
-//! `CONTAINER` and `TARGET`, as the CRI allows.
-//!
-//! Why `POD` is refused: the kernel and runc 1.1.5 can run a container in a new user
-//! namespace here, but this runtime pins a pod's network and IPC namespaces in the host's
-//! user namespace, and a user namespace that does not own them breaks the container:
-//! `sysfs` and `mqueue` cannot be mounted (a read-only bind of the host's `/sys` works
-//! around the first), and `runc exec` joins the user namespace before the others and is
-//! then refused `setns` into them, so ExecSync and `kubectl exec` fail. Doing it right
-//! means creating the pod's user namespace with its mappings when the pod's namespaces are
-//! pinned (`unshare --user --map-users --map-groups` owning the network, IPC and UTS
-//! namespaces), recording it with the sandbox, and having containers join it by path with
-//! the same mappings, as containerd 2 does.
+//! The pod decides: RunPodSandbox gives a pod whose options say mode POD a user namespace
+//! of its own with the given ranges, owning its network, IPC and UTS namespaces
+//! ([`crate::sandbox::user_namespace`]), and every container of the pod joins it
+//! ([`super::Namespaces::user`]) with the same ranges in its spec. The kubelet repeats the
+//! pod's options in each container's `NamespaceOption`; a container asking for anything
+//! else is refused. Mode NODE, or no options at all, is the host's user namespace.
 
-use cri_api::v1::{ContainerConfig, NamespaceMode as CriMode, NamespaceOption, PodSandboxConfig};
+use cri_api::v1::{ContainerConfig, PodSandboxConfig};
 
 use super::SpecError;
+use crate::oci::spec::LinuxIdMapping;
+use crate::sandbox::user_namespace::{IdMapping, IdMappings};
 
-/// Refuses a user namespace other than the host's (see the module doc).
-pub(super) fn check_supported(config: &ContainerConfig, sandbox: &PodSandboxConfig) -> Result<(), SpecError> {
-    let container = config
+/// The ranges of the pod's user namespace the container joins (`None`: the host's), after
+/// checking that the container's own options agree with the pod's.
+pub(super) fn mappings(config: &ContainerConfig, sandbox: &PodSandboxConfig) -> Result<Option<IdMappings>, SpecError> {
+    let pod = IdMappings::of_pod(sandbox).map_err(SpecError::UserNamespace)?;
+    let options = config
         .linux
         .as_ref()
         .and_then(|linux| linux.security_context.as_ref())
-        .and_then(|sc| sc.namespace_options.as_ref());
-    let pod = sandbox
-        .linux
-        .as_ref()
-        .and_then(|linux| linux.security_context.as_ref())
-        .and_then(|sc| sc.namespace_options.as_ref());
-    let Some(options) = [container, pod]
-        .into_iter()
-        .flatten()
-        .find_map(|options: &NamespaceOption| options.userns_options.as_ref())
-    else {
-        return Ok(());
-    };
-    let refuse = |reason: String| Err(SpecError::UserNamespace(reason));
-    match CriMode::try_from(options.mode) {
-        Ok(CriMode::Node) => Ok(()),
-        Ok(CriMode::Pod) => refuse(
-            "mode POD is not supported: this runtime pins the pod's network and IPC namespaces in the host's user \
-             namespace, which runc 1.1.5 cannot exec into from a user namespace of the pod's"
-                .to_string(),
-        ),
-        Ok(mode) => refuse(format!("mode {} is not supported", mode.as_str_name())),
-        Err(_) => refuse(format!("unknown mode {}", options.mode)),
+        .and_then(|sc| sc.namespace_options.as_ref())
+        .and_then(|options| options.userns_options.as_ref());
+    if let Some(options) = options {
+        let own = IdMappings::from_cri(options).map_err(SpecError::UserNamespace)?;
+        if own != pod {
+            return Err(SpecError::UserNamespace(
+                "the container's user namespace options differ from its pod's: containers share the pod's".into(),
+            ));
+        }
     }
+    Ok(pod)
+}
+
+/// The OCI form of a list of ranges.
+pub(super) fn oci(mappings: &[IdMapping]) -> Vec<LinuxIdMapping> {
+    mappings
+        .iter()
+        .map(|m| LinuxIdMapping {
+            container_id: m.container_id,
+            host_id: m.host_id,
+            size: m.size,
+        })
+        .collect()
 }

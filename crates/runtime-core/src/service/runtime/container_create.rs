@@ -7,9 +7,12 @@ use tonic::Status;
 
 use super::sandbox_run::namespace_mode;
 use super::{Pods, internal, now_nanos, state_status};
-use crate::container::rootfs::Rootfs;
+use crate::container::idmap::{self, BIND_MOUNTS_DIR};
+use crate::container::mounts;
+use crate::container::rootfs::{IdmappedRoot, Rootfs};
 use crate::container::spec::{self, NamespaceMode as Mode, Namespaces, SandboxFiles, SpecInputs};
 use crate::sandbox::pid_holder;
+use crate::sandbox::user_namespace::IdMappings;
 use crate::state::container::{ContainerRecord, ContainerStatus};
 use crate::state::ids::new_id;
 use crate::state::sandbox::{SandboxRecord, SandboxState};
@@ -91,15 +94,17 @@ impl Pods {
         let layers: Vec<PathBuf> = record.layers.iter().map(|d| self.images.layer_dir(d)).collect();
         let prepared = self.prepare_bundle(&record, &sandbox, &image_config, &layers);
         if let Err(status) = prepared {
-            let _ = Rootfs::in_bundle(&record.bundle).unmount();
-            let _ = std::fs::remove_dir_all(&record.bundle);
+            if let Err(error) = mounts::remove_unmounted(&record.bundle) {
+                tracing::warn!(container = %id, %error, "cannot clean up the bundle of a failed creation");
+            }
             let _ = self.registry.remove_container(&id);
             return Err(status);
         }
         Ok(CreateContainerResponse { container_id: id })
     }
 
-    /// Mounts the rootfs and writes config.json into the container's bundle.
+    /// Mounts the rootfs and writes config.json into the container's bundle; in a pod with
+    /// its own user namespace, the layers and bind mounts are id-mapped through it.
     fn prepare_bundle(
         &self,
         record: &ContainerRecord,
@@ -108,7 +113,9 @@ impl Pods {
         layers: &[PathBuf],
     ) -> Result<(), Status> {
         let rootfs = Rootfs::in_bundle(&record.bundle);
-        rootfs.mount(layers).map_err(|e| internal("mounting the rootfs", e))?;
+        rootfs
+            .mount(layers, idmapped_root(sandbox).as_ref())
+            .map_err(|e| internal("mounting the rootfs", e))?;
         let cgroups_path = cgroups_path(sandbox, &record.id);
         let target_pid = |target_id: &str| {
             let target = self
@@ -147,7 +154,7 @@ impl Pods {
             cgroups_path: &cgroups_path,
             hostname: &sandbox.config.hostname,
         };
-        let spec = spec::build_spec(&inputs).map_err(|e| {
+        let mut spec = spec::build_spec(&inputs).map_err(|e| {
             if e.is_invalid_argument() {
                 Status::invalid_argument(e.to_string())
             } else if e.is_not_found() {
@@ -156,6 +163,10 @@ impl Pods {
                 internal("building the OCI spec", e)
             }
         })?;
+        if let Some(user_ns) = &sandbox.user_ns {
+            idmap::map_bind_mounts(&mut spec.mounts, user_ns, &record.bundle.join(BIND_MOUNTS_DIR))
+                .map_err(|e| Status::failed_precondition(format!("id-mapping the container's mounts: {e}")))?;
+        }
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| internal("encoding the OCI spec", e))?;
         std::fs::write(record.bundle.join("config.json"), json).map_err(|e| internal("writing config.json", e))
     }
@@ -209,5 +220,25 @@ fn container_namespaces(
             .map_or(Mode::New, |holder| Mode::Join(pid_holder::namespace_path(holder))),
         _ => Mode::New,
     };
-    Ok(Namespaces { network, ipc, uts, pid })
+    let user = sandbox.user_ns.clone().map_or(Mode::Host, Mode::Join);
+    Ok(Namespaces {
+        network,
+        ipc,
+        uts,
+        pid,
+        user,
+    })
+}
+
+/// How the rootfs of a container of `sandbox` is id-mapped, if the pod has a user
+/// namespace of its own.
+pub(super) fn idmapped_root(sandbox: &SandboxRecord) -> Option<IdmappedRoot> {
+    let user_ns = sandbox.user_ns.clone()?;
+    let mappings = IdMappings::of_pod(&sandbox.config).ok().flatten()?;
+    let (host_uid, host_gid) = mappings.host_root();
+    Some(IdmappedRoot {
+        user_ns,
+        host_uid,
+        host_gid,
+    })
 }

@@ -6,7 +6,7 @@ use cri_api::v1::{RemoveContainerRequest, RemoveContainerResponse};
 use tonic::Status;
 
 use super::{Pods, internal, state_status};
-use crate::container::rootfs::Rootfs;
+use crate::container::mounts;
 use crate::state::StateError;
 
 impl Pods {
@@ -43,16 +43,9 @@ impl Pods {
                 .await
                 .map_err(|e| internal("deleting the container from runc", e))?;
         }
-        Rootfs::in_bundle(&container.bundle)
-            .unmount()
-            .map_err(|e| internal("unmounting the rootfs", e))?;
+        // The rootfs and any id-mapped mounts come down before a file is removed.
         for dir in [&container.bundle, &container.monitor_dir] {
-            match std::fs::remove_dir_all(dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(internal("removing container files", e));
-                }
-                _ => {}
-            }
+            mounts::remove_unmounted(dir).map_err(|e| internal("removing container files", e))?;
         }
         self.registry.remove_container(id).map_err(state_status)
     }

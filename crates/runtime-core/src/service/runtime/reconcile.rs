@@ -5,6 +5,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::Pods;
+use super::container_create::idmapped_root;
+use crate::container::mounts;
 use crate::container::rootfs::Rootfs;
 use crate::sandbox::{namespaces, pid_holder};
 use crate::state::container::ContainerState;
@@ -25,9 +27,8 @@ impl Pods {
             let id = container.id.clone();
             if !container.bundle.join("config.json").is_file() {
                 tracing::info!(container = %id, "removing a container whose creation did not finish");
-                let _ = Rootfs::in_bundle(&container.bundle).unmount();
-                let _ = std::fs::remove_dir_all(&container.bundle);
-                let _ = std::fs::remove_dir_all(&container.monitor_dir);
+                remove_unmounted(&container.bundle);
+                remove_unmounted(&container.monitor_dir);
                 let _ = self.registry.remove_container(&id);
                 continue;
             }
@@ -41,7 +42,11 @@ impl Pods {
                     let rootfs = Rootfs::in_bundle(&container.bundle);
                     if !rootfs.is_mounted() {
                         let layers: Vec<_> = container.layers.iter().map(|d| self.images.layer_dir(d)).collect();
-                        if let Err(error) = rootfs.mount(&layers) {
+                        // A pod's user namespace that did not survive leaves its sandbox
+                        // to be stopped below, and the mount fails with the reason.
+                        let idmapped = (self.registry.sandbox(&container.sandbox_id).ok())
+                            .and_then(|sandbox| idmapped_root(&sandbox));
+                        if let Err(error) = rootfs.mount(&layers, idmapped.as_ref()) {
                             tracing::warn!(container = %id, %error, "could not mount the rootfs again");
                         }
                     }
@@ -96,25 +101,16 @@ fn orphans(parent: &Path, known: &HashSet<String>) -> Vec<PathBuf> {
 }
 
 /// Removes a directory no record owns, unmounting what is mounted under it first (a
-/// rootfs, pinned namespace files).
+/// rootfs, id-mapped mounts, pinned namespace files).
 fn remove_orphan(dir: &Path) {
     tracing::info!(path = %dir.display(), "removing a directory no record owns");
-    unmount_under(dir);
-    let _ = std::fs::remove_dir_all(dir);
+    remove_unmounted(dir);
 }
 
-/// Unmounts every mount at or below `dir`, deepest first.
-fn unmount_under(dir: &Path) {
-    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let mut targets: Vec<&str> = mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .filter(|target| Path::new(target).starts_with(dir))
-        .collect();
-    targets.sort_by_key(|target| std::cmp::Reverse(target.len()));
-    for target in targets {
-        let _ = rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH);
+/// [`mounts::remove_unmounted`], with a failure logged: a directory whose mounts cannot be
+/// taken down is left whole.
+fn remove_unmounted(dir: &Path) {
+    if let Err(error) = mounts::remove_unmounted(dir) {
+        tracing::warn!(path = %dir.display(), %error, "cannot remove a directory");
     }
 }

@@ -10,6 +10,7 @@ use tonic::Status;
 use super::{Pods, internal, now_nanos, state_status};
 use crate::sandbox::cni::{Attachment, PortMapping};
 use crate::sandbox::namespaces::PinRequest;
+use crate::sandbox::user_namespace::IdMappings;
 use crate::sandbox::{files, namespaces, pid_holder};
 use crate::state::ids::new_id;
 use crate::state::sandbox::{SandboxRecord, SandboxState, SandboxStatus};
@@ -48,6 +49,7 @@ impl Pods {
             netns: None,
             ipc_ns: None,
             uts_ns: None,
+            user_ns: None,
             pid_holder: None,
             status: SandboxStatus {
                 state: SandboxState::NotReady,
@@ -79,7 +81,8 @@ impl Pods {
             .and_then(|l| l.security_context.as_ref())
             .and_then(|s| s.namespace_options.as_ref());
         let sysctls = linux.map(|l| l.sysctls.clone()).unwrap_or_default();
-        let request = PinRequest::from_cri(&config.hostname, options, sysctls);
+        let user = user_namespace(config)?;
+        let request = PinRequest::from_cri(&config.hostname, options, sysctls, user);
         let pinned = namespaces::pin_with(dir, &request)
             .await
             .map_err(|e| internal("pinning the pod's namespaces", e))?;
@@ -88,10 +91,11 @@ impl Pods {
                 r.netns = pinned.network.clone();
                 r.ipc_ns = Some(pinned.ipc.clone());
                 r.uts_ns = Some(pinned.uts.clone());
+                r.user_ns = pinned.user.clone();
             })
             .map_err(state_status)?;
         if namespace_mode(config, |o| o.pid) == NamespaceMode::Pod {
-            let holder = pid_holder::start(&self.monitor_binary, dir)
+            let holder = pid_holder::start(&self.monitor_binary, dir, pinned.user.as_deref())
                 .await
                 .map_err(|e| internal("starting the pod's PID namespace", e))?;
             self.registry
@@ -158,8 +162,33 @@ pub(super) fn namespace_mode(
         .unwrap_or(NamespaceMode::Pod)
 }
 
-/// A sandbox config must name the pod: name, namespace and uid.
+/// The ranges of the pod's own user namespace, if it asks for one (InvalidArgument for a
+/// request this runtime cannot honour).
+fn user_namespace(config: &PodSandboxConfig) -> Result<Option<IdMappings>, Status> {
+    IdMappings::of_pod(config).map_err(|reason| Status::invalid_argument(format!("user namespace: {reason}")))
+}
+
+/// A sandbox config must name the pod (name, namespace and uid); a pod with its own user
+/// namespace cannot share the host's network, IPC or PID namespace (as Kubernetes
+/// validates `hostUsers: false`).
 fn validate(config: &PodSandboxConfig) -> Result<(), Status> {
+    if user_namespace(config)?.is_some() {
+        let shared: Vec<&str> = [
+            ("network", namespace_mode(config, |o| o.network)),
+            ("IPC", namespace_mode(config, |o| o.ipc)),
+            ("PID", namespace_mode(config, |o| o.pid)),
+        ]
+        .into_iter()
+        .filter(|(_, mode)| *mode == NamespaceMode::Node)
+        .map(|(name, _)| name)
+        .collect();
+        if !shared.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "user namespace: a pod with its own user namespace cannot use the host's {} namespace",
+                shared.join(" and ")
+            )));
+        }
+    }
     let metadata = config
         .metadata
         .as_ref()
