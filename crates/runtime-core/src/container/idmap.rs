@@ -18,7 +18,7 @@
 //!   anything is deleted).
 //!
 //! This is the crate's only `unsafe`: `mount_setattr(2)` has no safe wrapper in rustix or
-//! nix, so [`set_idmap`] calls it through `libc::syscall`.
+//! nix, so `set_idmap` calls it through `libc::syscall`.
 
 use std::fs::{File, OpenOptions};
 use std::io;

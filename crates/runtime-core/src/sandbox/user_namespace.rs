@@ -4,7 +4,7 @@
 //! The user namespace is created together with the pod's network, IPC and UTS
 //! namespaces, so that it owns them: a container in it can then mount `sysfs` and
 //! `mqueue`, and `runc exec`, which joins the user namespace first, may still enter the
-//! others. [`pin_files`] does it in two steps:
+//! others. Pinning ([`super::namespaces::pin_with`]) does it in two steps:
 //! 1. `unshare --user --net --ipc --uts -- sh -c 'echo; read _'` creates the four
 //!    namespaces and waits. The runtime, root of the host's user namespace (so any ranges
 //!    are allowed), writes the shell's `uid_map` and `gid_map`, bind-mounts its four
