@@ -36,7 +36,7 @@ struct Env {
     node: RwLock<KubeletLite>,
     control_plane: ControlPlane,
     images: TestImages,
-    _registry: Registry,
+    registry: Registry,
 }
 
 impl Env {
@@ -61,7 +61,7 @@ impl Env {
             node: RwLock::new(node),
             control_plane,
             images,
-            _registry: registry,
+            registry,
         })
     }
 
@@ -105,6 +105,18 @@ impl Env {
         container_output_of(pod, &uid, container)
     }
 
+    /// Waits until mirror pod `mirror` is gone (after its manifest was removed).
+    fn wait_mirror_gone(&self, mirror: &str) -> anyhow::Result<()> {
+        eventually(Duration::from_secs(30), || {
+            Ok(self
+                .kubectl(&["get", "pod", mirror, "--ignore-not-found", "-o", "name"])?
+                .trim()
+                .is_empty()
+                .then_some(()))
+        })
+        .context("the mirror pod stays after its manifest was removed")
+    }
+
     fn delete_quietly(&self, kind: &str, name: &str) {
         let _ = self.kubectl(&["delete", kind, name, "--wait=false", "--ignore-not-found"]);
     }
@@ -145,6 +157,10 @@ fn main() -> ExitCode {
                 a_crashing_container_backs_off_with_growing_delays,
             ),
             Test::new(
+                "an_image_that_cannot_be_pulled_backs_off",
+                an_image_that_cannot_be_pulled_backs_off,
+            ),
+            Test::new(
                 "a_failing_readiness_probe_keeps_the_pod_unready",
                 a_failing_readiness_probe_keeps_the_pod_unready,
             ),
@@ -155,6 +171,10 @@ fn main() -> ExitCode {
             Test::new(
                 "a_static_pod_runs_and_its_mirror_pod_appears",
                 a_static_pod_runs_and_its_mirror_pod_appears,
+            ),
+            Test::new(
+                "a_static_pod_without_host_users_runs_in_a_user_namespace_of_its_own",
+                a_static_pod_without_host_users_runs_in_a_user_namespace_of_its_own,
             ),
             Test::new(
                 "a_restarted_node_adopts_its_running_pods",
@@ -359,6 +379,46 @@ fn a_crashing_container_backs_off_with_growing_delays(env: &Env) -> anyhow::Resu
     Ok(())
 }
 
+fn an_image_that_cannot_be_pulled_backs_off(env: &Env) -> anyhow::Result<()> {
+    let _node = env.node.read().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let pod = "unpullable";
+    // Through the test mirror to the local registry, which has no such repository.
+    let image = "docker.io/library/no-such-image:1.0";
+    let pulls = || -> anyhow::Result<usize> {
+        let log = std::fs::read_to_string(env.registry.log_file())?;
+        Ok(log.matches("/v2/library/no-such-image/manifests/").count())
+    };
+    let before = pulls()?;
+    env.apply(&pod_manifest(pod, image, "true", ""))?;
+    let started = Instant::now();
+    let waiting = |field: &str| {
+        env.pod_field(pod, &format!(".status.containerStatuses[0].state.waiting.{field}"))
+            .unwrap_or_default()
+    };
+    eventually(Duration::from_secs(60), || {
+        Ok((waiting("reason") == "ImagePullBackOff").then_some(()))
+    })
+    .with_context(|| env.diagnostics(pod))?;
+    note(format!("ImagePullBackOff after {:.2?}", started.elapsed()));
+    let message = waiting("message");
+    ensure!(message.contains(image), "message {message:?}");
+    // The first pull has failed; the next waits 10 s, the one after that 20 s more: 15 s
+    // after the pod's creation the registry has seen exactly two pulls, not one a sync.
+    let per_pull = pulls()? - before;
+    ensure!(per_pull > 0, "the failed pull never reached the registry");
+    std::thread::sleep(Duration::from_secs(15).saturating_sub(started.elapsed()));
+    let requests = pulls()? - before;
+    note(format!("{requests} manifest requests in 15 s, {per_pull} a pull"));
+    ensure!(
+        requests == 2 * per_pull,
+        "{requests} manifest requests in 15 s, {per_pull} a pull"
+    );
+    let phase = env.pod_field(pod, ".status.phase")?;
+    ensure!(phase == "Pending", "phase {phase:?}");
+    env.delete_quietly("pod", pod);
+    Ok(())
+}
+
 fn a_failing_readiness_probe_keeps_the_pod_unready(env: &Env) -> anyhow::Result<()> {
     let _node = env.node.read().map_err(|_| anyhow::anyhow!("poisoned"))?;
     let probe = |command: &str| {
@@ -463,15 +523,55 @@ fn a_static_pod_runs_and_its_mirror_pod_appears(env: &Env) -> anyhow::Result<()>
     ensure!(!annotation.is_empty(), "the mirror pod has no config.mirror annotation");
     ensure!(in_cidr(&env.pod_field(&mirror, ".status.podIP")?, "198.18.50.0/24")?);
     std::fs::remove_file(&manifest)?;
-    eventually(Duration::from_secs(30), || {
-        Ok(env
-            .kubectl(&["get", "pod", &mirror, "--ignore-not-found", "-o", "name"])?
-            .trim()
-            .is_empty()
-            .then_some(()))
+    env.wait_mirror_gone(&mirror)
+}
+
+/// `hostUsers: false` reaches kubelet-lite only from a manifest: the 1.20 API server
+/// drops the field.
+fn a_static_pod_without_host_users_runs_in_a_user_namespace_of_its_own(env: &Env) -> anyhow::Result<()> {
+    let node = env.node.read().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let manifest = node.manifests_dir().join("static-userns.yaml");
+    let script = "cat /proc/self/uid_map; id -u; echo x > /data/mine; stat -c 'owner %u' /data/mine; \
+                  echo done; exec sleep 3600";
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-userns\nspec:\n  hostUsers: false\n  \
+             terminationGracePeriodSeconds: 1\n  volumes:\n  - name: data\n    emptyDir: {{}}\n  containers:\n  \
+             - name: c\n    image: {}\n    command: [\"sh\", \"-c\", {}]\n    volumeMounts:\n    \
+             - name: data\n      mountPath: /data\n",
+            env.images.busybox,
+            serde_json::Value::from(script)
+        ),
+    )?;
+    let root_dir = node.root_dir().to_path_buf();
+    drop(node);
+    let mirror = format!("static-userns-{NODE}");
+    env.wait_running(&mirror)?;
+    let uid = env.pod_field(&mirror, ".metadata.annotations.kubernetes\\.io/config\\.mirror")?;
+    let output = eventually(Duration::from_secs(20), || {
+        let output = container_output_of(&mirror, &uid, "c").unwrap_or_default();
+        Ok(output.contains("done").then_some(output))
     })
-    .context("the mirror pod stays after its manifest was removed")?;
-    Ok(())
+    .with_context(|| env.diagnostics(&mirror))?;
+    // The node's first block of ids (the test node's root directory is its own), the
+    // container's root, and its file in the emptyDir as root's inside.
+    let words: Vec<&str> = output
+        .lines()
+        .filter_map(|line| line.splitn(4, ' ').nth(3))
+        .flat_map(str::split_whitespace)
+        .collect();
+    ensure!(
+        words.starts_with(&["0", "65536", "65536", "0", "owner", "0"]),
+        "output: {output}"
+    );
+    // On the host the file belongs to root too: the volume is id-mapped, not chowned.
+    let file = root_dir.join(format!("pods/{uid}/volumes/kubernetes.io~empty-dir/data/mine"));
+    let owner =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&file).with_context(|| file.display().to_string())?);
+    ensure!(owner == 0, "{} belongs to {owner}", file.display());
+    std::fs::remove_file(&manifest)?;
+    env.wait_mirror_gone(&mirror)
 }
 
 fn a_restarted_node_adopts_its_running_pods(env: &Env) -> anyhow::Result<()> {

@@ -13,8 +13,17 @@ use crate::spec;
 const POST_START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Pulls the image, creates and starts the container in the pod's sandbox, and runs its
-/// postStart hook; a failure becomes the container's waiting reason.
-pub(crate) async fn start_container(worker: &mut Worker, pod: &Pod, container: &Container, restart_count: i32) {
+/// postStart hook; a failure becomes the container's waiting reason. Returns whether it
+/// tried (not while its image is in pull back-off).
+pub(crate) async fn start_container(worker: &mut Worker, pod: &Pod, container: &Container, restart_count: i32) -> bool {
+    let image = container.image.clone().unwrap_or_default();
+    if worker.pull_backoff.remaining(&image, Instant::now()).is_some() {
+        let message = format!("Back-off pulling image \"{image}\"");
+        worker
+            .waiting
+            .insert(container.name.clone(), waiting("ImagePullBackOff", message));
+        return false;
+    }
     match try_start(worker, pod, container, restart_count).await {
         Ok(id) => {
             tracing::info!(container = %container.name, id = %id, restart_count, "container started");
@@ -25,6 +34,7 @@ pub(crate) async fn start_container(worker: &mut Worker, pod: &Pod, container: &
             worker.waiting.insert(container.name.clone(), waiting);
         }
     }
+    true
 }
 
 async fn try_start(
@@ -38,9 +48,19 @@ async fn try_start(
         return Err(waiting("ContainerCreating", "no sandbox yet".into()));
     };
     let secrets = worker.pull_secrets(pod);
-    let image_ref = image::ensure_image(&runtime, pod, container, &secrets)
-        .await
-        .map_err(|failure| waiting(failure.reason, failure.message))?;
+    let image = container.image.clone().unwrap_or_default();
+    let image_ref = match image::ensure_image(&runtime, container, &secrets).await {
+        Ok(reference) => {
+            worker.pull_backoff.succeeded(&image);
+            reference
+        }
+        Err(failure) => {
+            if failure.reason == "ErrImagePull" {
+                worker.pull_backoff.failed(&image, Instant::now());
+            }
+            return Err(waiting(failure.reason, failure.message));
+        }
+    };
     let (Some(objects), Some(volumes)) = (worker.objects.as_ref(), worker.volumes.as_ref()) else {
         return Err(waiting("ContainerCreating", "volumes not ready".into()));
     };

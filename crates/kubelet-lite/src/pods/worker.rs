@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use crate::pods::backoff::{self, Backoff, Verdict};
 use crate::pods::context::PodContext;
+use crate::pods::image::PullBackoff;
 use crate::pods::instances::{self, Instance};
 use crate::pods::probes::ContainerProbes;
 use crate::pods::source::Source;
@@ -99,6 +100,7 @@ pub(crate) struct Worker {
     pub(crate) objects: Option<spec::ApiObjects>,
     pub(crate) volumes: Option<spec::Volumes>,
     pub(crate) backoff: Backoff,
+    pub(crate) pull_backoff: PullBackoff,
     pub(crate) waiting: HashMap<String, Waiting>,
     pub(crate) probes: HashMap<String, ContainerProbes>,
     pub(crate) notify: Arc<Notify>,
@@ -119,6 +121,7 @@ impl Worker {
             objects: None,
             volumes: None,
             backoff: Backoff::default(),
+            pull_backoff: PullBackoff::default(),
             waiting: HashMap::new(),
             probes: HashMap::new(),
             notify: Arc::new(Notify::new()),
@@ -224,8 +227,7 @@ impl Worker {
                 Some(_) => return false,
                 None => {
                     let count = latest(instances, &init.name).map_or(0, |i| i.restart_count + 1);
-                    start::start_container(self, pod, init, count).await;
-                    return true;
+                    return start::start_container(self, pod, init, count).await;
                 }
             }
         }
@@ -234,8 +236,7 @@ impl Worker {
             match latest(&in_sandbox, &container.name) {
                 None => {
                     let count = latest(instances, &container.name).map_or(0, |i| i.restart_count + 1);
-                    start::start_container(self, pod, container, count).await;
-                    changed = true;
+                    changed |= start::start_container(self, pod, container, count).await;
                 }
                 Some(i) if i.running() => {
                     if i.hash != spec::container_hash(container) {
@@ -287,7 +288,9 @@ impl Worker {
             .check(&container.name, last.started(), last.finished(), SystemTime::now())
         {
             Verdict::Restart => {
-                start::start_container(self, pod, container, last.restart_count + 1).await;
+                if !start::start_container(self, pod, container, last.restart_count + 1).await {
+                    return false;
+                }
                 for older in instances
                     .iter()
                     .filter(|i| i.name == container.name && i.exited() && i.id != last.id)
@@ -318,7 +321,7 @@ impl Worker {
 
     /// How long until the next container leaves back-off (or the settled interval).
     fn next_check(&self) -> Duration {
-        if self.waiting.values().any(|w| w.reason == "CrashLoopBackOff") {
+        if (self.waiting.values()).any(|w| w.reason == "CrashLoopBackOff" || w.reason == "ImagePullBackOff") {
             Duration::from_secs(1)
         } else {
             SETTLED_CHECK

@@ -20,6 +20,7 @@ pub mod quantity;
 pub mod resources;
 mod sandbox;
 pub mod security;
+pub mod user_namespace;
 mod volumes;
 
 pub use auth::image_auths;

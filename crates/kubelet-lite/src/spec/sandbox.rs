@@ -104,7 +104,7 @@ pub fn sandbox_config_with(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         linux: Some(LinuxPodSandboxConfig {
-            security_context: Some(sandbox_security_context(pod, node)),
+            security_context: Some(sandbox_security_context(pod, node)?),
             sysctls,
             ..Default::default()
         }),

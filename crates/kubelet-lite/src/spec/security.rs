@@ -22,8 +22,9 @@ pub const SECCOMP_CONTAINER_ANNOTATION_PREFIX: &str = "container.seccomp.securit
 pub const APPARMOR_CONTAINER_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 
 /// The namespaces of the pod: network/IPC on the node or the pod's own, PID on the node,
-/// shared by the pod (`shareProcessNamespace`) or per container.
-pub fn namespace_options(pod: &Pod) -> NamespaceOption {
+/// shared by the pod (`shareProcessNamespace`) or per container, and a user namespace of
+/// its own for `hostUsers: false` ([`super::user_namespace`]).
+pub fn namespace_options(pod: &Pod, node: &NodeContext) -> Result<NamespaceOption, SpecError> {
     let spec = pod.spec.as_ref();
     let flag = |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<bool>| spec.and_then(f).unwrap_or(false);
     let mode = |on_node: bool, otherwise: NamespaceMode| if on_node { NamespaceMode::Node } else { otherwise } as i32;
@@ -32,12 +33,13 @@ pub fn namespace_options(pod: &Pod) -> NamespaceOption {
     } else {
         NamespaceMode::Container
     };
-    NamespaceOption {
+    Ok(NamespaceOption {
         network: mode(flag(|s| s.host_network), NamespaceMode::Pod),
         pid: mode(flag(|s| s.host_pid), pid_default),
         ipc: mode(flag(|s| s.host_ipc), NamespaceMode::Pod),
+        userns_options: super::user_namespace::user_namespace(pod, node)?,
         ..Default::default()
-    }
+    })
 }
 
 fn pod_security(pod: &Pod) -> Option<&PodSecurityContext> {
@@ -71,7 +73,7 @@ fn supplemental_groups(pod: &Pod) -> Vec<i64> {
 // The deprecated string form of the seccomp profile is still set, for runtimes that
 // predate the `seccomp` field.
 #[allow(deprecated)]
-pub fn sandbox_security_context(pod: &Pod, node: &NodeContext) -> LinuxSandboxSecurityContext {
+pub fn sandbox_security_context(pod: &Pod, node: &NodeContext) -> Result<LinuxSandboxSecurityContext, SpecError> {
     let sc = pod_security(pod);
     let privileged = pod
         .spec
@@ -83,8 +85,8 @@ pub fn sandbox_security_context(pod: &Pod, node: &NodeContext) -> LinuxSandboxSe
         annotation(pod, SECCOMP_POD_ANNOTATION),
         node,
     );
-    LinuxSandboxSecurityContext {
-        namespace_options: Some(namespace_options(pod)),
+    Ok(LinuxSandboxSecurityContext {
+        namespace_options: Some(namespace_options(pod, node)?),
         selinux_options: selinux(sc.and_then(|s| s.se_linux_options.as_ref())),
         run_as_user: sc.and_then(|s| s.run_as_user).map(|value| Int64Value { value }),
         run_as_group: sc.and_then(|s| s.run_as_group).map(|value| Int64Value { value }),
@@ -93,7 +95,7 @@ pub fn sandbox_security_context(pod: &Pod, node: &NodeContext) -> LinuxSandboxSe
         seccomp_profile_path: legacy_seccomp_path(&seccomp),
         seccomp: Some(seccomp),
         ..Default::default()
-    }
+    })
 }
 
 fn annotation<'p>(pod: &'p Pod, key: &str) -> Option<&'p str> {
@@ -226,7 +228,7 @@ pub fn container_security_context(
     Ok(LinuxContainerSecurityContext {
         capabilities,
         privileged: sc.and_then(|s| s.privileged).unwrap_or(false),
-        namespace_options: Some(namespace_options(pod)),
+        namespace_options: Some(namespace_options(pod, node)?),
         selinux_options: selinux(
             sc.and_then(|s| s.se_linux_options.as_ref())
                 .or_else(|| pod_sc.and_then(|s| s.se_linux_options.as_ref())),
@@ -296,7 +298,7 @@ mod tests {
         ];
         for (desc, mut spec, (net, pid, ipc)) in cases {
             spec["containers"] = serde_json::json!([{"name": "c"}]);
-            let ns = namespace_options(&pod(serde_json::json!({"metadata": {}, "spec": spec})));
+            let ns = namespace_options(&pod(serde_json::json!({"metadata": {}, "spec": spec})), &node()).unwrap();
             assert_eq!(
                 (ns.network, ns.pid, ns.ipc),
                 (net as i32, pid as i32, ipc as i32),
@@ -344,7 +346,7 @@ mod tests {
         assert_eq!(seccomp.localhost_ref, "/var/lib/kl/seccomp/prof.json");
         assert_eq!(sc.apparmor.unwrap().profile_type, ProfileType::RuntimeDefault as i32);
 
-        let sandbox = sandbox_security_context(&p, &node());
+        let sandbox = sandbox_security_context(&p, &node()).unwrap();
         assert!(
             sandbox.privileged,
             "a privileged container makes the sandbox privileged"

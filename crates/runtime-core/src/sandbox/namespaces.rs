@@ -253,9 +253,6 @@ pub async fn pin_with(dir: &Path, request: &PinRequest) -> Result<PinnedNamespac
     };
     let program =
         |name: &'static str| command::find_program(name).ok_or(NamespaceError::MissingProgram { program: name });
-    if request.user.is_some() {
-        program("nsenter")?;
-    }
     let unshare = program("unshare")?;
     let sh = program("sh")?;
     if !request.host_network {
