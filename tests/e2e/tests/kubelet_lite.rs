@@ -169,6 +169,10 @@ fn main() -> ExitCode {
                 kubectl_delete_terminates_gracefully_and_the_pod_goes,
             ),
             Test::new(
+                "an_http_pre_stop_hook_reaches_the_container",
+                an_http_pre_stop_hook_reaches_the_container,
+            ),
+            Test::new(
                 "a_static_pod_runs_and_its_mirror_pod_appears",
                 a_static_pod_runs_and_its_mirror_pod_appears,
             ),
@@ -499,6 +503,27 @@ fn kubectl_delete_terminates_gracefully_and_the_pod_goes(env: &Env) -> anyhow::R
     Ok(())
 }
 
+fn an_http_pre_stop_hook_reaches_the_container(env: &Env) -> anyhow::Result<()> {
+    let _node = env.node.read().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let pod = "http-hook";
+    // busybox httpd logs each URL it is asked for (-vv) to stderr, hence to the pod's log.
+    let script = "mkdir -p /www && echo bye > /www/prestop && exec httpd -f -vv -p 8080 -h /www";
+    let hook = r#",
+      "lifecycle": {"preStop": {"httpGet": {"path": "/prestop", "port": 8080}}}"#;
+    env.apply(&pod_manifest(pod, &env.images.busybox, script, hook))?;
+    env.wait_running(pod)?;
+    let uid = env.pod_field(pod, ".metadata.uid")?;
+    // Give httpd a moment to listen: the hook is sent once.
+    std::thread::sleep(Duration::from_secs(1));
+    env.kubectl(&["delete", "pod", pod, "--wait=false"])?;
+    eventually(Duration::from_secs(30), || {
+        let text = container_output_of(pod, &uid, "main").unwrap_or_default();
+        Ok((text.contains("url:/prestop") && text.contains("response:200")).then_some(()))
+    })
+    .with_context(|| env.diagnostics(pod))?;
+    Ok(())
+}
+
 fn a_static_pod_runs_and_its_mirror_pod_appears(env: &Env) -> anyhow::Result<()> {
     let node = env.node.read().map_err(|_| anyhow::anyhow!("poisoned"))?;
     let manifest = node.manifests_dir().join("static-web.yaml");
@@ -522,6 +547,26 @@ fn a_static_pod_runs_and_its_mirror_pod_appears(env: &Env) -> anyhow::Result<()>
     let annotation = env.pod_field(&mirror, ".metadata.annotations.kubernetes\\.io/config\\.mirror")?;
     ensure!(!annotation.is_empty(), "the mirror pod has no config.mirror annotation");
     ensure!(in_cidr(&env.pod_field(&mirror, ".status.podIP")?, "198.18.50.0/24")?);
+    // A mirror pod deleted by hand comes back, and the static pod runs on undisturbed.
+    let first_uid = env.pod_field(&mirror, ".metadata.uid")?;
+    let container = eventually(Duration::from_secs(10), || {
+        let id = env.pod_field(&mirror, ".status.containerStatuses[0].containerID")?;
+        Ok((!id.is_empty()).then_some(id))
+    })?;
+    env.kubectl(&["delete", "pod", &mirror, "--wait=false"])?;
+    let deleted = Instant::now();
+    eventually(Duration::from_secs(30), || {
+        let uid = env.pod_field(&mirror, ".metadata.uid").unwrap_or_default();
+        let id = env
+            .pod_field(&mirror, ".status.containerStatuses[0].containerID")
+            .unwrap_or_default();
+        Ok((!uid.is_empty() && uid != first_uid && id == container).then_some(()))
+    })
+    .with_context(|| env.diagnostics(&mirror))?;
+    note(format!(
+        "mirror pod back with the same container {:.2?} after kubectl delete",
+        deleted.elapsed()
+    ));
     std::fs::remove_file(&manifest)?;
     env.wait_mirror_gone(&mirror)
 }

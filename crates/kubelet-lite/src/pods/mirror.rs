@@ -4,13 +4,13 @@
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, PostParams, Preconditions};
 
 use crate::pods::source::{CONFIG_HASH, CONFIG_MIRROR};
 
 /// Makes sure the mirror pod of static pod `pod` exists with its current hash (replacing
-/// an outdated one), owned by the Node `(name, uid)` as NodeRestriction demands. Returns
-/// whether it does.
+/// an outdated one, or one being deleted), owned by the Node `(name, uid)` as
+/// NodeRestriction demands. Returns whether it does.
 pub async fn ensure(client: &kube::Client, pod: &Pod, node: (&str, &str)) -> bool {
     let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let name = pod.metadata.name.clone().unwrap_or_default();
@@ -33,8 +33,9 @@ pub async fn ensure(client: &kube::Client, pod: &Pod, node: (&str, &str)) -> boo
             if existing_hash.as_deref() == Some(hash.as_str()) && existing.metadata.deletion_timestamp.is_none() {
                 return true;
             }
-            let _ = pods.delete(&name, &DeleteParams::default()).await;
-            return false;
+            if !delete_now(&pods, &name, existing.metadata.uid.as_deref()).await {
+                return false;
+            }
         }
         Ok(None) => {}
         Err(err) => {
@@ -75,18 +76,35 @@ pub async fn ensure(client: &kube::Client, pod: &Pod, node: (&str, &str)) -> boo
     }
 }
 
-/// Deletes the mirror pod of static pod `pod`.
-pub async fn delete(client: &kube::Client, pod: &Pod) {
+/// Deletes the mirror pod named as `pod` (the static pod, or the mirror pod itself), only
+/// if its UID is still `uid` when given.
+pub async fn delete(client: &kube::Client, pod: &Pod, uid: Option<&str>) {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    delete_now(&pods, name, uid).await;
+}
+
+/// Deletes mirror pod `name` at once (no grace period: nothing runs for it), only if its
+/// UID is still `uid` when given. Returns whether it is gone.
+async fn delete_now(pods: &Api<Pod>, name: &str, uid: Option<&str>) -> bool {
     let params = DeleteParams {
         grace_period_seconds: Some(0),
+        preconditions: uid.map(|uid| Preconditions {
+            uid: Some(uid.to_owned()),
+            resource_version: None,
+        }),
         ..DeleteParams::default()
     };
     match pods.delete(name, &params).await {
-        Ok(_) => tracing::info!("mirror pod deleted"),
-        Err(kube::Error::Api(status)) if status.is_not_found() => {}
-        Err(err) => tracing::warn!(error = %err, "deleting the mirror pod"),
+        Ok(_) => {
+            tracing::info!("mirror pod deleted");
+            true
+        }
+        Err(kube::Error::Api(status)) if status.is_not_found() => true,
+        Err(err) => {
+            tracing::warn!(error = %err, "deleting the mirror pod");
+            false
+        }
     }
 }

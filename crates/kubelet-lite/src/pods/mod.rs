@@ -67,10 +67,15 @@ pub async fn run_manager(
                         }
                     }
                     PodEvent::Mirror(pod) => {
+                        // Being deleted (by hand, say): its static pod's worker replaces it.
+                        if pod.metadata.deletion_timestamp.is_some() {
+                            mirror_lost(&workers, &pod);
+                        }
                         mirrors.insert(mirror_key(&pod), *pod);
                     }
                     PodEvent::MirrorGone(pod) => {
                         mirrors.remove(&mirror_key(&pod));
+                        mirror_lost(&workers, &pod);
                     }
                     event => handle(&ctx, &mut workers, event),
                 }
@@ -96,10 +101,16 @@ fn handle(ctx: &Arc<PodContext>, workers: &mut HashMap<String, Entry>, event: Po
                 pod: *pod,
                 source,
                 removed: false,
+                mirror_losses: 0,
             };
             match workers.get(&uid) {
                 Some(entry) if !entry.task.is_finished() => {
-                    entry.desired.send_replace(desired);
+                    entry.desired.send_modify(|current| {
+                        *current = Desired {
+                            mirror_losses: current.mirror_losses,
+                            ..desired
+                        }
+                    });
                 }
                 Some(_) => {}
                 None => {
@@ -129,6 +140,17 @@ fn handle(ctx: &Arc<PodContext>, workers: &mut HashMap<String, Entry>, event: Po
             }
         }
         PodEvent::Mirror(_) | PodEvent::MirrorGone(_) => {}
+    }
+}
+
+/// Tells the worker of the static pod that `mirror` mirrors that its mirror pod is gone
+/// or going, so that it makes it again.
+fn mirror_lost(workers: &HashMap<String, Entry>, mirror: &Pod) {
+    let key = mirror_key(mirror);
+    for entry in workers.values().filter(|entry| entry.source == Source::File) {
+        if mirror_key(&entry.desired.borrow().pod) == key {
+            entry.desired.send_modify(|desired| desired.mirror_losses += 1);
+        }
     }
 }
 
@@ -168,7 +190,7 @@ async fn sweep_mirrors(
             .is_some_and(|entry| entry.source == Source::File && !entry.task.is_finished());
         if !running && pod.metadata.deletion_timestamp.is_none() {
             tracing::info!(pod = ?mirror_key(pod), "deleting a mirror pod whose static pod is gone");
-            mirror::delete(client, pod).await;
+            mirror::delete(client, pod, pod.metadata.uid.as_deref()).await;
         }
     }
 }

@@ -103,8 +103,14 @@ async fn try_start(
         let _ = runtime.remove_container(&id).await;
         return Err(waiting("RunContainerError", err.to_string()));
     }
+    let target = HookTarget {
+        runtime: &runtime,
+        id: &id,
+        pod_ip: &pod_ip,
+        container,
+    };
     if let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.post_start.as_ref())
-        && let Err(message) = run_hook(&runtime, &id, hook, POST_START_TIMEOUT).await
+        && let Err(message) = run_hook(&target, hook, POST_START_TIMEOUT).await
     {
         tracing::warn!(container = %container.name, %message, "postStart hook failed: killing the container");
         let _ = runtime.stop_container(&id, grace_of(pod)).await;
@@ -116,17 +122,36 @@ async fn try_start(
 /// Runs the preStop hook (within the pod's grace period), then stops the container with
 /// what is left of it.
 pub(crate) async fn kill_container(worker: &Worker, pod: &Pod, id: &str, container: &Container) {
-    stop_with_grace(&worker.ctx.runtime, id, container, grace_of(pod)).await;
+    let target = HookTarget {
+        runtime: &worker.ctx.runtime,
+        id,
+        pod_ip: worker.pod_ip(),
+        container,
+    };
+    stop_with_grace(&target, grace_of(pod)).await;
+}
+
+/// The running container a lifecycle hook acts on.
+pub(crate) struct HookTarget<'a> {
+    /// The runtime that runs it.
+    pub(crate) runtime: &'a cri_client::Client,
+    /// Its runtime id.
+    pub(crate) id: &'a str,
+    /// The pod's IP, the default host of an httpGet hook.
+    pub(crate) pod_ip: &'a str,
+    /// Its spec (hooks, named ports).
+    pub(crate) container: &'a Container,
 }
 
 /// PreStop hook, then StopContainer with the rest of `grace` (SIGTERM, then SIGKILL:
 /// the runtime's part).
-pub(crate) async fn stop_with_grace(runtime: &cri_client::Client, id: &str, container: &Container, grace: Duration) {
+pub(crate) async fn stop_with_grace(target: &HookTarget<'_>, grace: Duration) {
+    let (runtime, id, container) = (target.runtime, target.id, target.container);
     let started = Instant::now();
     if let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
         && !grace.is_zero()
     {
-        match tokio::time::timeout(grace, run_hook(runtime, id, hook, grace)).await {
+        match tokio::time::timeout(grace, run_hook(target, hook, grace)).await {
             Ok(Ok(())) => tracing::info!(container = %container.name, "preStop hook ran"),
             Ok(Err(message)) => tracing::warn!(container = %container.name, %message, "preStop hook failed"),
             Err(_) => tracing::warn!(container = %container.name, "preStop hook timed out"),
@@ -153,32 +178,42 @@ pub(crate) fn grace_of(pod: &Pod) -> Duration {
     Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
 }
 
-/// Runs a lifecycle hook: exec in the container (httpGet and tcpSocket hooks are logged
-/// and skipped).
-async fn run_hook(
-    runtime: &cri_client::Client,
-    id: &str,
-    hook: &LifecycleHandler,
-    timeout: Duration,
-) -> Result<(), String> {
-    let Some(exec) = &hook.exec else {
-        tracing::debug!("non-exec lifecycle hooks are not run");
-        return Ok(());
-    };
-    let command = exec.command.clone().unwrap_or_default();
-    let response = runtime
-        .exec_sync(id, command, timeout)
-        .await
-        .map_err(|err| err.to_string())?;
-    if response.exit_code == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "exited with {}: {}",
-            response.exit_code,
-            String::from_utf8_lossy(&response.stderr).trim()
-        ))
+/// Runs a lifecycle hook: a command in the container (ExecSync), a GET to it over HTTP or
+/// HTTPS (a status from 200 to 399 is success, as for probes), or a sleep. A tcpSocket
+/// handler, which the API keeps only for compatibility, is logged and skipped, as the
+/// kubelet does.
+async fn run_hook(target: &HookTarget<'_>, hook: &LifecycleHandler, timeout: Duration) -> Result<(), String> {
+    if let Some(exec) = &hook.exec {
+        let command = exec.command.clone().unwrap_or_default();
+        let response = target
+            .runtime
+            .exec_sync(target.id, command, timeout)
+            .await
+            .map_err(|err| err.to_string())?;
+        return match response.exit_code {
+            0 => Ok(()),
+            code => Err(format!(
+                "exited with {code}: {}",
+                String::from_utf8_lossy(&response.stderr).trim()
+            )),
+        };
     }
+    if let Some(http) = &hook.http_get {
+        let get = crate::probe::http_get(http, target.pod_ip, target.container);
+        return match tokio::time::timeout(timeout, get).await {
+            Err(_) => Err(format!("HTTP hook timed out after {}s", timeout.as_secs())),
+            Ok(Err(message)) => Err(message),
+            Ok(Ok(code)) if (200..400).contains(&code) => Ok(()),
+            Ok(Ok(code)) => Err(format!("HTTP lifecycle hook returned status {code}")),
+        };
+    }
+    if let Some(sleep) = &hook.sleep {
+        let seconds = u64::try_from(sleep.seconds).map_err(|_| format!("invalid sleep of {}s", sleep.seconds))?;
+        tokio::time::sleep(Duration::from_secs(seconds).min(timeout)).await;
+        return Ok(());
+    }
+    tracing::warn!(container = %target.container.name, "tcpSocket lifecycle hooks are not run");
+    Ok(())
 }
 
 fn waiting(reason: &str, message: String) -> Waiting {

@@ -32,14 +32,23 @@ pub(crate) async fn terminate(worker: &mut Worker, desired: &Desired, grace: Dur
         .filter(instances::Instance::running)
         .collect();
     worker.probes.clear();
+    let pod_ip = worker.pod_ip();
     futures_util::future::join_all(running.iter().map(|instance| {
         let container = specs
             .iter()
             .find(|c| c.name == instance.name)
             .cloned()
             .unwrap_or_default();
-        let runtime = runtime.clone();
-        async move { start::stop_with_grace(&runtime, &instance.id, &container, grace).await }
+        let runtime = &runtime;
+        async move {
+            let target = start::HookTarget {
+                runtime,
+                id: &instance.id,
+                pod_ip,
+                container: &container,
+            };
+            start::stop_with_grace(&target, grace).await;
+        }
     }))
     .await;
     let policy = pod
@@ -68,7 +77,7 @@ pub(crate) async fn terminate(worker: &mut Worker, desired: &Desired, grace: Dur
     if let Some(client) = &worker.ctx.client {
         match desired.source {
             Source::Api if pod.metadata.deletion_timestamp.is_some() => delete_pod(client, pod).await,
-            Source::File => crate::pods::mirror::delete(client, pod).await,
+            Source::File => crate::pods::mirror::delete(client, pod, None).await,
             Source::Api => {}
         }
     }

@@ -41,6 +41,9 @@ pub struct Desired {
     pub source: Source,
     /// It is gone from its source: stop it now.
     pub removed: bool,
+    /// For a static pod: how many times its mirror pod was seen deleted. A worker that
+    /// made the mirror for an older count makes it again.
+    pub mirror_losses: u64,
 }
 
 impl Desired {
@@ -105,7 +108,8 @@ pub(crate) struct Worker {
     pub(crate) probes: HashMap<String, ContainerProbes>,
     pub(crate) notify: Arc<Notify>,
     pub(crate) start_time: Option<Time>,
-    pub(crate) mirror_ok: bool,
+    /// The [`Desired::mirror_losses`] the mirror pod was last made (or found) for.
+    pub(crate) mirror_made_for: Option<u64>,
     /// When the worker first saw the pod; `None` once its start latency was recorded.
     pub(crate) first_seen: Option<Instant>,
 }
@@ -125,7 +129,7 @@ impl Worker {
             waiting: HashMap::new(),
             probes: HashMap::new(),
             notify: Arc::new(Notify::new()),
-            mirror_ok: false,
+            mirror_made_for: None,
             first_seen: Some(Instant::now()),
         }
     }
@@ -138,7 +142,7 @@ impl Worker {
                 return;
             }
             if current.source == Source::File {
-                self.ensure_mirror(&current.pod).await;
+                self.ensure_mirror(&current.pod, current.mirror_losses).await;
             }
             let syncing = Instant::now();
             let next = match self.sync(&current.pod).await {
@@ -317,6 +321,13 @@ impl Worker {
                 false
             }
         }
+    }
+
+    /// The pod's IP, once its sandbox is known (empty before).
+    pub(crate) fn pod_ip(&self) -> &str {
+        (self.sandbox.as_ref())
+            .and_then(|sandbox| sandbox.ips.first())
+            .map_or("", String::as_str)
     }
 
     /// How long until the next container leaves back-off (or the settled interval).
@@ -556,9 +567,10 @@ impl Worker {
         }
     }
 
-    /// For static pods: makes sure the mirror pod exists in the apiserver.
-    async fn ensure_mirror(&mut self, pod: &Pod) {
-        if self.mirror_ok {
+    /// For static pods: makes sure the mirror pod exists in the apiserver, again after
+    /// it was seen deleted (`losses` grew).
+    async fn ensure_mirror(&mut self, pod: &Pod, losses: u64) {
+        if self.mirror_made_for == Some(losses) {
             return;
         }
         if let Some(client) = &self.ctx.client {
@@ -566,7 +578,11 @@ impl Worker {
                 self.ctx.node.node_name.as_str(),
                 self.ctx.node_uid.as_deref().unwrap_or_default(),
             );
-            self.mirror_ok = crate::pods::mirror::ensure(client, pod, node).await;
+            if crate::pods::mirror::ensure(client, pod, node).await {
+                self.mirror_made_for = Some(losses);
+                // A new mirror pod has no status yet: the next report sends it whole.
+                self.ctx.status.forget(self.key.clone());
+            }
         }
     }
 }

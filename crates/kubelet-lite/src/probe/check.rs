@@ -1,21 +1,18 @@
-//! One probe attempt: exec (ExecSync), httpGet (HTTP/1.1 GET, 200..400 is success) or
-//! tcpSocket (a connection opens), bounded by `timeoutSeconds`.
+//! One probe attempt: exec (ExecSync), httpGet (HTTP/1.1 GET over HTTP or HTTPS, 200..400
+//! is success: [`super::http`]) or tcpSocket (a connection opens), bounded by
+//! `timeoutSeconds`.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, ExecAction, HTTPGetAction, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use super::http::{authority, http_get};
 use super::{ProbeOutcome, ProbeTarget, settings::ProbeSettings};
 
-/// The User-Agent the kubelet sends with HTTP probes (servers sometimes key on it).
-pub const USER_AGENT: &str = "kube-probe/1.20";
 /// How much of an exec probe's output is kept in the failure message.
 const MAX_OUTPUT: usize = 10 * 1024;
-/// How much of an HTTP response head is read to find the status line.
-const MAX_STATUS_LINE: usize = 4096;
 
 /// Runs the probe once against the target and says how it went.
 pub async fn run_once(probe: &Probe, target: &ProbeTarget) -> ProbeOutcome {
@@ -89,15 +86,6 @@ pub(crate) fn resolve_port(port: &IntOrString, container: &Container) -> Result<
         .ok_or_else(|| format!("invalid port {number}"))
 }
 
-/// `host:port`, bracketing IPv6 addresses.
-fn authority(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 async fn tcp_probe(tcp: &TCPSocketAction, pod_ip: &str, container: &Container) -> ProbeOutcome {
     let port = match resolve_port(&tcp.port, container) {
         Ok(port) => port,
@@ -112,84 +100,9 @@ async fn tcp_probe(tcp: &TCPSocketAction, pod_ip: &str, container: &Container) -
 }
 
 async fn http_probe(http: &HTTPGetAction, pod_ip: &str, container: &Container) -> ProbeOutcome {
-    let scheme = http.scheme.as_deref().unwrap_or("HTTP");
-    if !scheme.eq_ignore_ascii_case("HTTP") {
-        return ProbeOutcome::Failure(format!("scheme {scheme} is not supported by kubelet-lite (only HTTP)"));
-    }
-    let port = match resolve_port(&http.port, container) {
-        Ok(port) => port,
-        Err(message) => return ProbeOutcome::Failure(message),
-    };
-    let host = http.host.as_deref().filter(|h| !h.is_empty()).unwrap_or(pod_ip);
-    let address = authority(host, port);
-    let request = http_request(http, &address);
-    let result = async {
-        let mut stream = TcpStream::connect(&address).await?;
-        stream.write_all(request.as_bytes()).await?;
-        read_status(&mut stream).await
-    }
-    .await;
-    match result {
+    match http_get(http, pod_ip, container).await {
         Ok(code) if (200..400).contains(&code) => ProbeOutcome::Success,
         Ok(code) => ProbeOutcome::Failure(format!("HTTP probe failed with statuscode: {code}")),
-        Err(err) => ProbeOutcome::Failure(format!("Get \"http://{address}{}\": {err}", path_of(http))),
+        Err(message) => ProbeOutcome::Failure(message),
     }
-}
-
-fn path_of(http: &HTTPGetAction) -> String {
-    match http.path.as_deref() {
-        None | Some("") => "/".to_owned(),
-        Some(p) if p.starts_with('/') => p.to_owned(),
-        Some(p) => format!("/{p}"),
-    }
-}
-
-/// The request bytes: GET with the probe's headers; `Host` and `User-Agent` default to
-/// the target address and [`USER_AGENT`] unless the probe sets them.
-pub(crate) fn http_request(http: &HTTPGetAction, address: &str) -> String {
-    let headers = http.http_headers.as_deref().unwrap_or(&[]);
-    let has = |name: &str| headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
-    let mut request = format!("GET {} HTTP/1.1\r\n", path_of(http));
-    if !has("host") {
-        request.push_str(&format!("Host: {address}\r\n"));
-    }
-    if !has("user-agent") {
-        request.push_str(&format!("User-Agent: {USER_AGENT}\r\n"));
-    }
-    if !has("accept") {
-        request.push_str("Accept: */*\r\n");
-    }
-    for header in headers {
-        // Header values from the spec must not smuggle extra lines into the request.
-        let clean = |s: &str| s.replace(['\r', '\n'], "");
-        request.push_str(&format!("{}: {}\r\n", clean(&header.name), clean(&header.value)));
-    }
-    request.push_str("Connection: close\r\n\r\n");
-    request
-}
-
-/// Reads the status line of an HTTP/1.x response and returns its code.
-async fn read_status(stream: &mut TcpStream) -> std::io::Result<u16> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 512];
-    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < MAX_STATUS_LINE {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    parse_status_line(&head)
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response"))
-}
-
-pub(crate) fn parse_status_line(head: &[u8]) -> Option<u16> {
-    let line_end = head.windows(2).position(|w| w == b"\r\n")?;
-    let line = std::str::from_utf8(&head[..line_end]).ok()?;
-    let mut parts = line.split(' ');
-    let version = parts.next()?;
-    if !version.starts_with("HTTP/1.") {
-        return None;
-    }
-    parts.next()?.parse().ok()
 }

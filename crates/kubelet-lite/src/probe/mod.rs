@@ -1,5 +1,5 @@
-//! Probes: liveness, readiness and startup checks of a container (exec, httpGet,
-//! tcpSocket), run periodically with the kubelet's timing and threshold rules.
+//! Probes: liveness, readiness and startup checks of a container (exec, httpGet over HTTP
+//! or HTTPS, tcpSocket), run periodically with the kubelet's timing and threshold rules.
 //!
 //! [`run_once`] makes one attempt; [`spawn`] runs a probe in a task for one container
 //! instance and publishes the settled result through a `watch` channel:
@@ -18,13 +18,16 @@
 //! ```
 
 mod check;
+mod http;
 mod settings;
 
 use k8s_openapi::api::core::v1::{Container, Probe};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use check::{USER_AGENT, run_once};
+pub use check::run_once;
+pub use http::USER_AGENT;
+pub(crate) use http::http_get;
 pub use settings::{
     DEFAULT_FAILURE_THRESHOLD, DEFAULT_PERIOD_SECONDS, DEFAULT_SUCCESS_THRESHOLD, DEFAULT_TIMEOUT_SECONDS,
     ProbeSettings, ProbeWorker,

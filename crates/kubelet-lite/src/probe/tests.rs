@@ -7,7 +7,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
-use super::check::{http_request, parse_status_line, resolve_port};
+use super::check::resolve_port;
+use super::http::{http_request, parse_status_line};
 use super::*;
 
 /// An HTTP server answering every request with `status`, sending each request head to
@@ -165,13 +166,50 @@ async fn no_handler_and_unsupported_scheme() {
     );
     let mut probe = http_probe(IntOrString::Int(1), "/");
     if let Some(h) = probe.http_get.as_mut() {
-        h.scheme = Some("HTTPS".into());
+        h.scheme = Some("FTP".into());
     }
     let outcome = run_once(&probe, &target(Container::default())).await;
     assert!(
-        matches!(outcome, ProbeOutcome::Failure(ref m) if m.contains("HTTPS")),
+        matches!(outcome, ProbeOutcome::Failure(ref m) if m.contains("FTP")),
         "{outcome:?}"
     );
+}
+
+#[tokio::test]
+async fn https_probes_take_any_certificate_as_the_kubelet_does() {
+    // A self-signed certificate for another name: the probe connects all the same.
+    let serving = crate::server::tls::ServingCertificate::SelfSigned {
+        dns_names: vec!["elsewhere.example".into()],
+        ips: Vec::new(),
+    };
+    let config = crate::server::tls::server_config(&serving, None).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tls.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the client closed before its request ended");
+            head.extend_from_slice(&buf[..n]);
+        }
+        tls.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        tls.shutdown().await.unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    let mut probe = http_probe(IntOrString::Int(i32::from(port)), "/secure");
+    if let Some(h) = probe.http_get.as_mut() {
+        h.scheme = Some("HTTPS".into());
+    }
+    let outcome = run_once(&probe, &target(Container::default())).await;
+    assert!(outcome.is_success(), "{outcome:?}");
+    let request = server.await.unwrap();
+    assert!(request.starts_with("GET /secure HTTP/1.1\r\n"), "{request}");
 }
 
 #[test]
