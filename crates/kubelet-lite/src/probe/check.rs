@@ -1,6 +1,6 @@
 //! One probe attempt: exec (ExecSync), httpGet (HTTP/1.1 GET over HTTP or HTTPS, 200..400
-//! is success: [`super::http`]) or tcpSocket (a connection opens), bounded by
-//! `timeoutSeconds`.
+//! is success: [`super::http`]), tcpSocket (a connection opens) or grpc (the standard
+//! health check answers SERVING: [`super::grpc`]), bounded by `timeoutSeconds`.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Container, ExecAction, HTTPGetAction, Probe, TC
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::net::TcpStream;
 
+use super::grpc::health_check;
 use super::http::{authority, http_get};
 use super::{ProbeOutcome, ProbeTarget, settings::ProbeSettings};
 
@@ -28,10 +29,16 @@ pub async fn run_once(probe: &Probe, target: &ProbeTarget) -> ProbeOutcome {
         let attempt = tcp_probe(tcp, &target.pod_ip, &target.container);
         return with_timeout(timeout, attempt).await;
     }
-    if probe.grpc.is_some() {
-        return ProbeOutcome::Failure("grpc probes are not supported by kubelet-lite".to_owned());
+    if let Some(grpc) = &probe.grpc {
+        let attempt = async {
+            match health_check(grpc, &target.pod_ip).await {
+                Ok(()) => ProbeOutcome::Success,
+                Err(message) => ProbeOutcome::Failure(message),
+            }
+        };
+        return with_timeout(timeout, attempt).await;
     }
-    ProbeOutcome::Failure("the probe has no handler (exec, httpGet or tcpSocket)".to_owned())
+    ProbeOutcome::Failure("the probe has no handler (exec, httpGet, tcpSocket or grpc)".to_owned())
 }
 
 async fn with_timeout(timeout: Duration, attempt: impl Future<Output = ProbeOutcome>) -> ProbeOutcome {

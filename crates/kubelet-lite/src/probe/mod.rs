@@ -1,5 +1,5 @@
 //! Probes: liveness, readiness and startup checks of a container (exec, httpGet over HTTP
-//! or HTTPS, tcpSocket), run periodically with the kubelet's timing and threshold rules.
+//! or HTTPS, tcpSocket, grpc), run periodically with the kubelet's timing and threshold rules.
 //!
 //! [`run_once`] makes one attempt; [`spawn`] runs a probe in a task for one container
 //! instance and publishes the settled result through a `watch` channel:
@@ -18,6 +18,7 @@
 //! ```
 
 mod check;
+mod grpc;
 mod http;
 mod settings;
 

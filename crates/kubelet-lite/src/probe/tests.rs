@@ -270,3 +270,50 @@ async fn spawned_probe_publishes_and_stops_on_drop() {
     drop(handle);
     assert!(results.changed().await.is_err(), "the task ends with the handle");
 }
+
+#[tokio::test]
+async fn grpc_probes_ask_the_standard_health_check() {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("ready", tonic_health::ServingStatus::Serving)
+        .await;
+    reporter
+        .set_service_status("draining", tonic_health::ServingStatus::NotServing)
+        .await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let grpc = |service: Option<&str>, port: u16| Probe {
+        grpc: Some(k8s_openapi::api::core::v1::GRPCAction {
+            port: i32::from(port),
+            service: service.map(Into::into),
+        }),
+        ..Default::default()
+    };
+    // The server as a whole (the empty service name) serves once anything is set.
+    for (service, healthy, reason) in [
+        (None, true, ""),
+        (Some("ready"), true, ""),
+        (Some("draining"), false, "NOT_SERVING"),
+        (Some("unknown"), false, "NotFound"),
+    ] {
+        let outcome = run_once(&grpc(service, port), &target(Container::default())).await;
+        assert_eq!(outcome.is_success(), healthy, "{service:?}: {outcome:?}");
+        if let ProbeOutcome::Failure(message) = outcome {
+            assert!(message.contains(reason), "{service:?}: {message}");
+        }
+    }
+    // Nothing listening: a failure, not a hang.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    assert!(
+        !run_once(&grpc(None, closed_port), &target(Container::default()))
+            .await
+            .is_success()
+    );
+}
