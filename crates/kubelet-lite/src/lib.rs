@@ -8,7 +8,8 @@
 //! - [`node`]: Node registration, status and Lease;
 //! - [`pods`]: pod sources, one worker per pod, the status manager;
 //! - [`spec`]: a PodSpec translated into CRI configs (env, volumes, resources, security);
-//! - [`probe`]: liveness, readiness and startup probes (exec, httpGet, tcpSocket);
+//! - [`probe`]: liveness, readiness and startup probes (exec, httpGet over HTTP or HTTPS,
+//!   tcpSocket, grpc);
 //! - [`housekeeping`]: garbage collection of containers and images, log rotation;
 //! - [`server`]: the kubelet HTTPS API;
 //! - [`agent`]: all of it put together, what the binary runs.
