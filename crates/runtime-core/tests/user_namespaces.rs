@@ -2,10 +2,12 @@
 //! `hostUsers: false`), checked from inside their containers and from the host: the id
 //! maps, who the processes are on the host, who owns the image's files and what the
 //! containers write (to their rootfs and to a bind-mounted host directory), exec, the
-//! pod's network, hostname, sysctls and shared PID namespace, and the requests refused.
+//! pod's network, hostname, sysctls and shared PID namespace, the requests refused, and a
+//! crash of the daemon.
 //!
 //! One registry and one runtime-core daemon (bridge `kltuns0`, `198.18.43.0/24`) serve the
-//! tests, which run in parallel, each with host ids of its own. Needs root, runc, the CNI
+//! tests, which run in parallel, each with host ids of its own; the one that crashes the
+//! daemon takes it for itself, the others share it. Needs root, runc, the CNI
 //! plugins, docker-registry and busybox-static (skipped without them, failed with
 //! `CI=true`).
 
@@ -53,6 +55,10 @@ fn main() -> ExitCode {
             Test::new(
                 "requests_that_cannot_be_honoured_are_invalid_arguments",
                 requests_that_cannot_be_honoured_are_invalid_arguments,
+            ),
+            Test::new(
+                "a_crash_of_the_daemon_loses_nothing_of_the_pod",
+                a_crash_of_the_daemon_loses_nothing_of_the_pod,
             ),
         ],
     )
@@ -163,6 +169,7 @@ fn host_mounts_naming(needle: &str) -> anyhow::Result<Vec<String>> {
 }
 
 fn containers_run_as_the_pod_s_ids_and_see_their_files_as_their_own(env: &Env) -> anyhow::Result<()> {
+    let _daemon = env.runtime();
     const HOST: u32 = 2_000_000;
     env.block_on(async {
         let config = pod_config(
@@ -276,6 +283,7 @@ fn containers_run_as_the_pod_s_ids_and_see_their_files_as_their_own(env: &Env) -
 }
 
 fn the_pod_s_network_hostname_and_sysctls_belong_to_its_user_namespace(env: &Env) -> anyhow::Result<()> {
+    let _daemon = env.runtime();
     const HOST: u32 = 2_100_000;
     env.block_on(async {
         let sysctls = [
@@ -332,6 +340,7 @@ fn the_pod_s_network_hostname_and_sysctls_belong_to_its_user_namespace(env: &Env
 }
 
 fn a_shared_pid_namespace_belongs_to_the_pod_s_user_namespace(env: &Env) -> anyhow::Result<()> {
+    let _daemon = env.runtime();
     const HOST: u32 = 2_200_000;
     env.block_on(async {
         let config = pod_config(
@@ -377,6 +386,7 @@ fn a_shared_pid_namespace_belongs_to_the_pod_s_user_namespace(env: &Env) -> anyh
 }
 
 fn requests_that_cannot_be_honoured_are_invalid_arguments(env: &Env) -> anyhow::Result<()> {
+    let _daemon = env.runtime();
     const HOST: u32 = 2_300_000;
     env.block_on(async {
         let without_gids = UserNamespace {
@@ -446,4 +456,56 @@ fn requests_that_cannot_be_honoured_are_invalid_arguments(env: &Env) -> anyhow::
         );
         env.remove(&pod).await
     })
+}
+
+fn a_crash_of_the_daemon_loses_nothing_of_the_pod(env: &Env) -> anyhow::Result<()> {
+    const HOST: u32 = 2_400_000;
+    let mut runtime = env.runtime_mut();
+    let (pod, running, created) = env.block_on(async {
+        let config = pod_config(
+            env,
+            "userns-crash",
+            namespaces(Some(userns(HOST)), NamespaceMode::Container),
+            &[],
+        )?;
+        let pod = env.run_pod_with(config).await?;
+        let running = env
+            .start(
+                &pod,
+                container(env, &pod, "running", LinuxContainerSecurityContext::default())?,
+            )
+            .await?;
+        let created = env
+            .client
+            .create_container(
+                &pod.id,
+                container(env, &pod, "created", LinuxContainerSecurityContext::default())?,
+                pod.config.clone(),
+            )
+            .await?;
+        Ok((pod, running, created))
+    })?;
+    runtime.kill()?;
+    runtime.start_again()?;
+    let outcome = env.block_on(async {
+        // The running container still runs in the pod's namespace, the created one starts
+        // in it, and both may write their id-mapped rootfs.
+        let map = format!("0 {HOST} {RANGE}");
+        env.client.start_container(&created).await?;
+        for id in [&running, &created] {
+            let seen = output(env, id, "cat /proc/self/uid_map").await?;
+            ensure!(
+                seen.split_whitespace().collect::<Vec<_>>().join(" ") == map,
+                "{id}: {seen:?}"
+            );
+            output(env, id, "echo x > /etc/after-the-crash").await?;
+        }
+        env.remove(&pod).await?;
+        for id in [&pod.id, &running, &created] {
+            let left = host_mounts_naming(id)?;
+            ensure!(left.is_empty(), "mounts left for {id}: {left:?}");
+        }
+        Ok(())
+    });
+    common::with_daemon_log(&runtime, outcome)
 }
