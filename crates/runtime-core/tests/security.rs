@@ -19,9 +19,8 @@ use anyhow::{Context, ensure};
 use common::{Env, Pod, expect_code};
 use cri_client::Code;
 use cri_client::v1::{
-    Capability, ContainerConfig, Int64Value, LinuxContainerConfig, LinuxContainerSecurityContext,
-    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, SecurityProfile,
-    security_profile::ProfileType,
+    Capability, ContainerConfig, Int64Value, LinuxContainerSecurityContext, LinuxSandboxSecurityContext, NamespaceMode,
+    NamespaceOption, SecurityProfile, security_profile::ProfileType,
 };
 use test_harness::suite::{self, Test};
 
@@ -95,30 +94,21 @@ async fn run_pod(
     sc: LinuxSandboxSecurityContext,
     sysctls: &[(&str, &str)],
 ) -> anyhow::Result<Pod> {
-    let mut config = env.pod_config(test)?;
-    config.linux = Some(LinuxPodSandboxConfig {
-        security_context: Some(LinuxSandboxSecurityContext {
-            namespace_options: sc.namespace_options.or(Some(kubelet_namespaces())),
-            ..sc
-        }),
-        sysctls: sysctls.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        ..LinuxPodSandboxConfig::default()
-    });
-    env.run_pod_with(config).await
+    let sc = LinuxSandboxSecurityContext {
+        namespace_options: sc.namespace_options.or(Some(kubelet_namespaces())),
+        ..sc
+    };
+    env.run_pod_with(env.secured_pod_config(test, sc, sysctls)?).await
 }
 
 /// A busybox container `name` of `pod` that runs until killed, with the security context
 /// `sc` (the kubelet's namespaces unless `sc` sets them).
 fn container(env: &Env, pod: &Pod, name: &str, sc: LinuxContainerSecurityContext) -> anyhow::Result<ContainerConfig> {
-    let mut config = env.container_config(pod, name, RUNS)?;
-    config.linux = Some(LinuxContainerConfig {
-        security_context: Some(LinuxContainerSecurityContext {
-            namespace_options: sc.namespace_options.or(Some(kubelet_namespaces())),
-            ..sc
-        }),
-        ..LinuxContainerConfig::default()
-    });
-    Ok(config)
+    let sc = LinuxContainerSecurityContext {
+        namespace_options: sc.namespace_options.or(Some(kubelet_namespaces())),
+        ..sc
+    };
+    env.secured_container_config(pod, name, RUNS, sc)
 }
 
 /// Creates and starts a container of `pod` with security context `sc`; returns its id.
@@ -128,13 +118,6 @@ async fn start(env: &Env, pod: &Pod, name: &str, sc: LinuxContainerSecurityConte
         .with_context(|| format!("starting container {name}"))
 }
 
-/// The output of `script` in container `id`, which must exit 0.
-async fn output(env: &Env, id: &str, script: &str) -> anyhow::Result<String> {
-    let (code, out) = env.exec(id, script).await?;
-    ensure!(code == 0, "{script:?} exited {code} with {out:?}");
-    Ok(out.trim().to_string())
-}
-
 /// The exit code of `script` in container `id`.
 async fn exit_code(env: &Env, id: &str, script: &str) -> anyhow::Result<i32> {
     Ok(env.exec(id, script).await?.0)
@@ -142,7 +125,7 @@ async fn exit_code(env: &Env, id: &str, script: &str) -> anyhow::Result<i32> {
 
 /// A field of `/proc/self/status` as the container's processes see it.
 async fn status_field(env: &Env, id: &str, field: &str) -> anyhow::Result<String> {
-    let line = output(env, id, &format!("grep '^{field}:' /proc/self/status")).await?;
+    let line = env.output(id, &format!("grep '^{field}:' /proc/self/status")).await?;
     Ok(line.split_once(':').map_or("", |(_, value)| value).trim().to_string())
 }
 
@@ -189,7 +172,7 @@ fn users_and_groups_come_from_the_context_and_the_image(env: &Env) -> anyhow::Re
             },
         )
         .await?;
-        let id = output(env, &numeric, "id").await?;
+        let id = env.output(&numeric, "id").await?;
         ensure!(id == "uid=1234 gid=5678 groups=4000,4001,5678", "id: {id:?}");
 
         let named = start(
@@ -202,7 +185,7 @@ fn users_and_groups_come_from_the_context_and_the_image(env: &Env) -> anyhow::Re
             },
         )
         .await?;
-        let id = output(env, &named, "id").await?;
+        let id = env.output(&named, "id").await?;
         ensure!(
             id == "uid=65532(nonroot) gid=65532(nonroot) groups=65532(nonroot)",
             "id: {id:?}"
@@ -219,7 +202,7 @@ fn users_and_groups_come_from_the_context_and_the_image(env: &Env) -> anyhow::Re
             .await
             .context("pulling the nonroot image")?;
         let image_user = env.start(&pod, from_image).await?;
-        let id = output(env, &image_user, "id -u; id -g").await?;
+        let id = env.output(&image_user, "id -u; id -g").await?;
         ensure!(id == "65532\n65532", "id: {id:?}");
 
         let unknown = container(
@@ -310,8 +293,8 @@ fn readonly_rootfs_no_new_privs_and_masked_and_readonly_paths(env: &Env) -> anyh
         .await?;
 
         let root_options = "awk '$2 == \"/\" { split($4, o, \",\"); print o[1] }' /proc/mounts";
-        ensure!(output(env, &default, root_options).await? == "rw", "default rootfs");
-        ensure!(output(env, &hardened, root_options).await? == "ro", "readonly rootfs");
+        ensure!(env.output(&default, root_options).await? == "rw", "default rootfs");
+        ensure!(env.output(&hardened, root_options).await? == "ro", "readonly rootfs");
         ensure!(exit_code(env, &default, "touch /created").await? == 0);
         ensure!(
             exit_code(env, &hardened, "touch /created").await? != 0,
@@ -324,22 +307,22 @@ fn readonly_rootfs_no_new_privs_and_masked_and_readonly_paths(env: &Env) -> anyh
         // Default masked paths: files read empty, directories are empty; on the host they
         // are not.
         ensure!(!fs::read_to_string("/proc/timer_list")?.is_empty());
-        let timer_list = output(env, &default, "wc -c < /proc/timer_list").await?;
+        let timer_list = env.output(&default, "wc -c < /proc/timer_list").await?;
         ensure!(timer_list == "0", "/proc/timer_list has {timer_list} bytes");
         if Path::new("/sys/firmware").read_dir()?.next().is_some() {
-            let firmware = output(env, &default, "ls -A /sys/firmware").await?;
+            let firmware = env.output(&default, "ls -A /sys/firmware").await?;
             ensure!(firmware.is_empty(), "/sys/firmware lists {firmware:?}");
         }
         // Default read-only paths.
         let options = "awk '$2 == \"/proc/sys\" { split($4, o, \",\"); print o[1] }' /proc/mounts";
-        ensure!(output(env, &default, options).await? == "ro", "/proc/sys");
+        ensure!(env.output(&default, options).await? == "ro", "/proc/sys");
         let write = "echo 1 > /proc/sys/kernel/shm_rmid_forced";
         ensure!(exit_code(env, &default, write).await? != 0, "wrote to /proc/sys");
         ensure!(exit_code(env, &default, "echo > /proc/sysrq-trigger").await? != 0);
 
         // Paths the context lists replace the defaults.
-        ensure!(output(env, &custom, "wc -c < /proc/cpuinfo").await? == "0");
-        ensure!(output(env, &custom, "wc -c < /proc/timer_list").await? != "0");
+        ensure!(env.output(&custom, "wc -c < /proc/cpuinfo").await? == "0");
+        ensure!(env.output(&custom, "wc -c < /proc/timer_list").await? != "0");
         ensure!(
             exit_code(env, &custom, "touch /tmp/x").await? != 0,
             "wrote to a read-only /tmp"
@@ -455,7 +438,7 @@ fn apparmor_requests_get_the_documented_result(env: &Env) -> anyhow::Result<()> 
             with(profile(ProfileType::RuntimeDefault, "")),
         )
         .await?;
-        ensure!(output(env, &default, "echo ok").await? == "ok");
+        ensure!(env.output(&default, "echo ok").await? == "ok");
         let required = container(
             env,
             &pod,
@@ -528,10 +511,10 @@ fn privileged_containers_see_host_devices_and_hold_every_capability(env: &Env) -
             "{host_device} in a plain container"
         );
         // No masked or read-only paths, /sys writable.
-        ensure!(output(env, &privileged, "wc -c < /proc/timer_list").await? != "0");
+        ensure!(env.output(&privileged, "wc -c < /proc/timer_list").await? != "0");
         let sys = "awk '$2 == \"/sys\" { split($4, o, \",\"); print o[1] }' /proc/mounts";
-        ensure!(output(env, &privileged, sys).await? == "rw", "/sys");
-        ensure!(output(env, &plain, sys).await? == "ro", "/sys of a plain container");
+        ensure!(env.output(&privileged, sys).await? == "rw", "/sys");
+        ensure!(env.output(&plain, sys).await? == "ro", "/sys of a plain container");
 
         // A privileged container needs a privileged pod.
         let plain_pod = run_pod(env, "unprivileged", LinuxSandboxSecurityContext::default(), &[]).await?;
@@ -597,13 +580,14 @@ fn host_namespaces_are_the_nodes(env: &Env) -> anyhow::Result<()> {
             },
         )
         .await?;
-        let seen: Vec<String> = output(env, &id, NAMESPACES_AND_INIT)
+        let seen: Vec<String> = env
+            .output(&id, NAMESPACES_AND_INIT)
             .await?
             .lines()
             .map(|line| line.trim().to_string())
             .collect();
         ensure!(seen == host, "the container sees {seen:?}, the node {host:?}");
-        let interfaces = output(env, &id, "cat /proc/net/dev").await?;
+        let interfaces = env.output(&id, "cat /proc/net/dev").await?;
         ensure!(
             interfaces.contains(&format!("{host_interface}:")),
             "{host_interface} missing from {interfaces}"
@@ -611,7 +595,8 @@ fn host_namespaces_are_the_nodes(env: &Env) -> anyhow::Result<()> {
 
         let own_pod = run_pod(env, "own-namespaces", LinuxSandboxSecurityContext::default(), &[]).await?;
         let own = start(env, &own_pod, "own", LinuxContainerSecurityContext::default()).await?;
-        let seen: Vec<String> = output(env, &own, NAMESPACES_AND_INIT)
+        let seen: Vec<String> = env
+            .output(&own, NAMESPACES_AND_INIT)
             .await?
             .lines()
             .map(|line| line.trim().to_string())
@@ -641,12 +626,9 @@ fn a_target_pid_namespace_is_another_containers(env: &Env) -> anyhow::Result<()>
         };
         let debugger = start(env, &pod, "debugger", targeting(&target)).await?;
         let pid_ns = "readlink /proc/self/ns/pid";
-        let (a, b) = (
-            output(env, &target, pid_ns).await?,
-            output(env, &debugger, pid_ns).await?,
-        );
+        let (a, b) = (env.output(&target, pid_ns).await?, env.output(&debugger, pid_ns).await?);
         ensure!(a == b, "target {a}, debugger {b}");
-        let init = output(env, &debugger, "tr '\\0' ' ' < /proc/1/cmdline").await?;
+        let init = env.output(&debugger, "tr '\\0' ' ' < /proc/1/cmdline").await?;
         ensure!(init.contains(RUNS), "pid 1 of the debugger's namespace is {init:?}");
 
         let unknown = container(env, &pod, "unknown-target", targeting("no-such-container"))?;
@@ -690,7 +672,7 @@ fn sysctls_are_set_in_the_pod(env: &Env) -> anyhow::Result<()> {
         let id = start(env, &pod, "reader", LinuxContainerSecurityContext::default()).await?;
         for (name, value) in sysctls {
             let path = format!("/proc/sys/{}", name.replace('.', "/"));
-            let seen = output(env, &id, &format!("cat {path}")).await?;
+            let seen = env.output(&id, &format!("cat {path}")).await?;
             let seen = seen.split_whitespace().collect::<Vec<_>>().join(" ");
             ensure!(seen == value, "{name}: {seen:?}, want {value:?}");
         }

@@ -21,8 +21,8 @@ use anyhow::{Context, ensure};
 use common::{Env, Pod, expect_code};
 use cri_client::Code;
 use cri_client::v1::{
-    ContainerConfig, IdMapping, Int64Value, LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, Mount, NamespaceMode, NamespaceOption, PodSandboxConfig, UserNamespace,
+    ContainerConfig, IdMapping, Int64Value, LinuxContainerSecurityContext, LinuxSandboxSecurityContext, Mount,
+    NamespaceMode, NamespaceOption, PodSandboxConfig, UserNamespace,
 };
 use test_harness::suite::{self, Test};
 
@@ -97,16 +97,11 @@ fn pod_config(
     options: NamespaceOption,
     sysctls: &[(&str, &str)],
 ) -> anyhow::Result<PodSandboxConfig> {
-    let mut config = env.pod_config(test)?;
-    config.linux = Some(LinuxPodSandboxConfig {
-        security_context: Some(LinuxSandboxSecurityContext {
-            namespace_options: Some(options),
-            ..LinuxSandboxSecurityContext::default()
-        }),
-        sysctls: sysctls.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        ..LinuxPodSandboxConfig::default()
-    });
-    Ok(config)
+    let sc = LinuxSandboxSecurityContext {
+        namespace_options: Some(options),
+        ..LinuxSandboxSecurityContext::default()
+    };
+    env.secured_pod_config(test, sc, sysctls)
 }
 
 /// A busybox container `name` of `pod` that runs until killed, with the pod's namespace
@@ -118,22 +113,11 @@ fn container(env: &Env, pod: &Pod, name: &str, sc: LinuxContainerSecurityContext
         .as_ref()
         .and_then(|l| l.security_context.as_ref())
         .and_then(|s| s.namespace_options.clone());
-    let mut config = env.container_config(pod, name, RUNS)?;
-    config.linux = Some(LinuxContainerConfig {
-        security_context: Some(LinuxContainerSecurityContext {
-            namespace_options: sc.namespace_options.clone().or(options),
-            ..sc
-        }),
-        ..LinuxContainerConfig::default()
-    });
-    Ok(config)
-}
-
-/// The output of `script` in container `id`, which must exit 0.
-async fn output(env: &Env, id: &str, script: &str) -> anyhow::Result<String> {
-    let (code, out) = env.exec(id, script).await?;
-    ensure!(code == 0, "{script:?} exited {code} with {out:?}");
-    Ok(out.trim().to_string())
+    let sc = LinuxContainerSecurityContext {
+        namespace_options: sc.namespace_options.clone().or(options),
+        ..sc
+    };
+    env.secured_container_config(pod, name, RUNS, sc)
 }
 
 /// The host pid of container `id` (from verbose ContainerStatus).
@@ -214,13 +198,13 @@ fn containers_run_as_the_pod_s_ids_and_see_their_files_as_their_own(env: &Env) -
         let map = format!("0 {HOST} {RANGE}");
         for (id, ids) in [(&root, "0 0"), (&user, "1000 3000")] {
             for file in ["uid_map", "gid_map"] {
-                let seen = output(env, id, &format!("cat /proc/self/{file}")).await?;
+                let seen = env.output(id, &format!("cat /proc/self/{file}")).await?;
                 ensure!(
                     seen.split_whitespace().collect::<Vec<_>>().join(" ") == map,
                     "{file}: {seen:?}"
                 );
             }
-            let seen = output(env, id, "echo $(id -u) $(id -g)").await?;
+            let seen = env.output(id, "echo $(id -u) $(id -g)").await?;
             ensure!(seen == ids, "id in {id}: {seen:?}, want {ids:?}");
         }
         // On the host: the same processes run as the mapped ids.
@@ -234,28 +218,32 @@ fn containers_run_as_the_pod_s_ids_and_see_their_files_as_their_own(env: &Env) -
         );
 
         // The image's files are root's inside, and root may write the rootfs.
-        let owners = output(env, &root, "stat -c '%u:%g' /bin/busybox /etc /tmp").await?;
+        let owners = env.output(&root, "stat -c '%u:%g' /bin/busybox /etc /tmp").await?;
         ensure!(owners.lines().all(|line| line == "0:0"), "image owners: {owners:?}");
-        let written = output(
-            env,
-            &root,
-            "echo x > /etc/written && mkdir /var/new && stat -c '%u:%g' /etc/written /var/new",
-        )
-        .await?;
+        let written = env
+            .output(
+                &root,
+                "echo x > /etc/written && mkdir /var/new && stat -c '%u:%g' /etc/written /var/new",
+            )
+            .await?;
         ensure!(written.lines().all(|line| line == "0:0"), "written: {written:?}");
         // ...and the user's files are the user's (the writable layer is the container's root's
         // on the host).
-        let temp = output(env, &user, "echo y > /tmp/mine && stat -c '%u:%g' /tmp/mine").await?;
+        let temp = env
+            .output(&user, "echo y > /tmp/mine && stat -c '%u:%g' /tmp/mine")
+            .await?;
         ensure!(temp == "1000:3000", "the user's file: {temp:?}");
 
         // The volume: host ids seen as the same ids inside, writes land as the writer's.
-        let seen = output(env, &root, "stat -c '%n %u:%g' /data/of-root /data/of-1234").await?;
+        let seen = env
+            .output(&root, "stat -c '%n %u:%g' /data/of-root /data/of-1234")
+            .await?;
         ensure!(
             seen == "/data/of-root 0:0\n/data/of-1234 1234:1234",
             "volume owners: {seen:?}"
         );
-        output(env, &root, "echo r > /data/by-root").await?;
-        output(env, &user, "echo u > /data/by-user").await?;
+        env.output(&root, "echo r > /data/by-root").await?;
+        env.output(&user, "echo u > /data/by-user").await?;
         let on_host = |name: &str| -> anyhow::Result<(u32, u32)> {
             let meta = std::fs::metadata(volume.path().join(name))?;
             Ok((meta.uid(), meta.gid()))
@@ -312,17 +300,19 @@ fn the_pod_s_network_hostname_and_sysctls_belong_to_its_user_namespace(env: &Env
         ensure!(ip.starts_with("198.18.43."), "pod IP {ip}");
         // sysfs is mounted (the network namespace is the user namespace's) and shows eth0
         // with the pod's address.
-        let address = output(env, &id, "ip -4 -o addr show eth0").await?;
+        let address = env.output(&id, "ip -4 -o addr show eth0").await?;
         ensure!(address.contains(&format!("{ip}/")), "eth0: {address:?}");
-        output(env, &id, "test -e /sys/class/net/eth0").await?;
-        let hostname = output(env, &id, "hostname").await?;
+        env.output(&id, "test -e /sys/class/net/eth0").await?;
+        let hostname = env.output(&id, "hostname").await?;
         ensure!(hostname == pod.config.hostname, "hostname {hostname:?}");
         for (name, value) in sysctls {
-            let seen = output(env, &id, &format!("cat /proc/sys/{}", name.replace('.', "/"))).await?;
+            let seen = env
+                .output(&id, &format!("cat /proc/sys/{}", name.replace('.', "/")))
+                .await?;
             ensure!(seen == value, "{name}: {seen:?}");
         }
         // /dev/mqueue is mounted too (the IPC namespace is the user namespace's).
-        let mounts = output(env, &id, "cat /proc/mounts").await?;
+        let mounts = env.output(&id, "cat /proc/mounts").await?;
         ensure!(
             mounts.lines().any(|line| line.starts_with("mqueue /dev/mqueue")),
             "{mounts}"
@@ -365,9 +355,9 @@ fn a_shared_pid_namespace_belongs_to_the_pod_s_user_namespace(env: &Env) -> anyh
         // pid 1 is the pod's holder (the monitor in pause mode), seen by both, which see each
         // other's processes through /proc (mounted: the PID namespace is the pod user
         // namespace's).
-        let init = output(env, &first, "tr '\\0' ' ' < /proc/1/cmdline").await?;
+        let init = env.output(&first, "tr '\\0' ' ' < /proc/1/cmdline").await?;
         ensure!(init.contains("--pause"), "pid 1: {init:?}");
-        let processes = output(env, &second, "ps -o pid,user,args").await?;
+        let processes = env.output(&second, "ps -o pid,user,args").await?;
         ensure!(
             processes.lines().filter(|line| line.contains("while true")).count() >= 2,
             "the second container sees both: {processes}"
@@ -449,7 +439,7 @@ fn requests_that_cannot_be_honoured_are_invalid_arguments(env: &Env) -> anyhow::
             ..LinuxContainerSecurityContext::default()
         };
         let host = env.start(&pod, container(env, &pod, "node", sc)?).await?;
-        let map = output(env, &host, "cat /proc/self/uid_map").await?;
+        let map = env.output(&host, "cat /proc/self/uid_map").await?;
         ensure!(
             map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"],
             "{map:?}"
@@ -493,12 +483,12 @@ fn a_crash_of_the_daemon_loses_nothing_of_the_pod(env: &Env) -> anyhow::Result<(
         let map = format!("0 {HOST} {RANGE}");
         env.client.start_container(&created).await?;
         for id in [&running, &created] {
-            let seen = output(env, id, "cat /proc/self/uid_map").await?;
+            let seen = env.output(id, "cat /proc/self/uid_map").await?;
             ensure!(
                 seen.split_whitespace().collect::<Vec<_>>().join(" ") == map,
                 "{id}: {seen:?}"
             );
-            output(env, id, "echo x > /etc/after-the-crash").await?;
+            env.output(id, "echo x > /etc/after-the-crash").await?;
         }
         env.remove(&pod).await?;
         for id in [&pod.id, &running, &created] {

@@ -102,6 +102,18 @@ impl PinnedNamespaces {
         .into_iter()
         .filter_map(|(kind, path)| Some((kind, path?)))
     }
+
+    /// `--KIND=FILE` for each file: the options that make `unshare` pin the namespaces on
+    /// them, or `nsenter` enter them.
+    pub(super) fn options(&self) -> Vec<OsString> {
+        self.files()
+            .map(|(kind, path)| {
+                let mut option = OsString::from(format!("--{kind}="));
+                option.push(path);
+                option
+            })
+            .collect()
+    }
 }
 
 /// What a pod's namespaces are to be, and what to set inside them.
@@ -354,14 +366,7 @@ fn unshare_args(
     request: &PinRequest,
     sysctls: &[(PathBuf, String)],
 ) -> Vec<OsString> {
-    let mut args: Vec<OsString> = pinned
-        .files()
-        .map(|(kind, path)| {
-            let mut arg = OsString::from(format!("--{kind}="));
-            arg.push(path);
-            arg
-        })
-        .collect();
+    let mut args = pinned.options();
     args.extend(script_args(sh, request, sysctls));
     args
 }

@@ -218,14 +218,7 @@ pub(super) async fn pin_files(
         Ok(Ok(status)) if !status.success() => return Err(failed(format!("unshare {status}"))),
         Ok(Ok(_)) => {}
     }
-    let mut args: Vec<OsString> = pinned
-        .files()
-        .map(|(kind, file)| {
-            let mut arg = OsString::from(format!("--{kind}="));
-            arg.push(file);
-            arg
-        })
-        .collect();
+    let mut args = pinned.options();
     args.extend(script);
     let output = command::run(&nsenter, &args, &[], None, timeout)
         .await

@@ -13,9 +13,12 @@ use std::path::PathBuf;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, ensure};
 use cri_client::Client;
-use cri_client::v1::{ContainerConfig, ContainerState, ContainerStatus, PodSandboxConfig};
+use cri_client::v1::{
+    ContainerConfig, ContainerState, ContainerStatus, LinuxContainerConfig, LinuxContainerSecurityContext,
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, PodSandboxConfig,
+};
 use test_harness::pods::{self, eventually};
 use test_harness::{Registry, RuntimeCore, RuntimeCoreOptions, TestImages};
 
@@ -93,9 +96,43 @@ impl Env {
         pods::pod_config(&self.log_dir, NAMESPACE, test)
     }
 
+    /// A pod config of its own for `test` whose sandbox security context is `sc`, with
+    /// `sysctls`.
+    pub(crate) fn secured_pod_config(
+        &self,
+        test: &str,
+        sc: LinuxSandboxSecurityContext,
+        sysctls: &[(&str, &str)],
+    ) -> anyhow::Result<PodSandboxConfig> {
+        let mut config = self.pod_config(test)?;
+        config.linux = Some(LinuxPodSandboxConfig {
+            security_context: Some(sc),
+            sysctls: sysctls.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..LinuxPodSandboxConfig::default()
+        });
+        Ok(config)
+    }
+
     /// A busybox container `name` of `pod` running `sh -c script`.
     pub(crate) fn container_config(&self, pod: &Pod, name: &str, script: &str) -> anyhow::Result<ContainerConfig> {
         pods::busybox_container(&self.images.busybox, name, script, &pod.config)
+    }
+
+    /// A busybox container `name` of `pod` running `sh -c script` with the security
+    /// context `sc`.
+    pub(crate) fn secured_container_config(
+        &self,
+        pod: &Pod,
+        name: &str,
+        script: &str,
+        sc: LinuxContainerSecurityContext,
+    ) -> anyhow::Result<ContainerConfig> {
+        let mut config = self.container_config(pod, name, script)?;
+        config.linux = Some(LinuxContainerConfig {
+            security_context: Some(sc),
+            ..LinuxContainerConfig::default()
+        });
+        Ok(config)
     }
 
     /// RunPodSandbox for `test`.
@@ -159,6 +196,13 @@ impl Env {
             response.exit_code,
             String::from_utf8_lossy(&response.stdout).into_owned(),
         ))
+    }
+
+    /// The output of `sh -c script` in container `id`, which must exit 0, trimmed.
+    pub(crate) async fn output(&self, id: &str, script: &str) -> anyhow::Result<String> {
+        let (code, out) = self.exec(id, script).await?;
+        ensure!(code == 0, "{script:?} exited {code} with {out:?}");
+        Ok(out.trim().to_string())
     }
 
     /// StopPodSandbox and RemovePodSandbox (which removes its containers).
