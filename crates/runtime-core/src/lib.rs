@@ -32,3 +32,21 @@ pub mod state;
 pub mod stats;
 pub mod store;
 pub mod stream;
+
+/// What the crate's unit tests share.
+#[cfg(test)]
+mod test_support {
+    /// Whether this process may do what needs root (`what`): false, with a note, when it
+    /// is not root; under `CI=true` a test that needs root fails instead of skipping.
+    pub(crate) fn is_root(what: &str) -> bool {
+        if rustix::process::geteuid().is_root() {
+            return true;
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{what} needs root, and CI runs as root"
+        );
+        eprintln!("skipped: {what} needs root");
+        false
+    }
+}

@@ -141,8 +141,7 @@ mod tests {
 
     #[test]
     fn a_bind_mount_seen_through_a_user_namespace_maps_its_owners() {
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: id-mapped mounts need root");
+        if !crate::test_support::is_root("id-mapped mounts") {
             return;
         }
         // A user namespace mapping 0..65536 to 300000..365536, pinned by a sleeping

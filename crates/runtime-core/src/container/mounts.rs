@@ -74,8 +74,7 @@ mod tests {
 
     #[test]
     fn a_bind_mount_below_is_taken_down_before_the_removal() {
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: mounting needs root");
+        if !crate::test_support::is_root("mounting") {
             return;
         }
         let outside = tempfile::tempdir().unwrap();

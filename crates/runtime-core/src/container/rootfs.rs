@@ -204,8 +204,7 @@ mod tests {
 
     #[test]
     fn an_overlay_of_two_layers_shows_both_and_writes_to_the_upper_directory() {
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: mounting overlayfs needs root");
+        if !crate::test_support::is_root("mounting overlayfs") {
             return;
         }
         let dir = tempfile::tempdir().expect("tempdir");
