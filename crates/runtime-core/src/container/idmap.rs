@@ -151,7 +151,13 @@ mod tests {
             .spawn()
             .unwrap();
         let user_ns = PathBuf::from(format!("/proc/{}/ns/user", holder.id()));
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Until unshare(2) has run, the process is still in this user namespace.
+        let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_link(&user_ns).ok().as_ref() == Some(&ours) {
+            assert!(std::time::Instant::now() < deadline, "unshare made no user namespace");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         std::fs::write(format!("/proc/{}/uid_map", holder.id()), "0 300000 65536\n").unwrap();
         std::fs::write(format!("/proc/{}/gid_map", holder.id()), "0 300000 65536\n").unwrap();
 
