@@ -156,6 +156,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         status: StatusManager::spawn(client.clone()),
         pods,
         metrics,
+        sysctls: settings.sysctls.clone(),
     });
     let (events, receiver) = mpsc::unbounded_channel();
     let mut sources = HashSet::new();

@@ -11,6 +11,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::housekeeping::ImageGcPolicy;
+use crate::pods::admission::SysctlAllowlist;
 
 /// The default `--root-dir`.
 pub const DEFAULT_ROOT_DIR: &str = "/var/lib/kubelet-lite";
@@ -102,6 +103,10 @@ pub struct Args {
     /// An image unused for less than this long is never collected (a Go duration). Default 2m.
     #[arg(long)]
     pub minimum_image_ttl_duration: Option<String>,
+    /// Unsafe sysctls pods may set besides the safe ones: names, or prefixes ending in
+    /// `*` (comma-separated), of namespaced sysctls only.
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_unsafe_sysctls: Vec<String>,
     /// A KubeletConfiguration file (the subset of fields these flags cover).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -196,6 +201,8 @@ pub struct ConfigFile {
     /// `imageMinimumGCAge`, as a Go duration.
     #[serde(rename = "imageMinimumGCAge")]
     pub image_minimum_gc_age: Option<String>,
+    /// `allowedUnsafeSysctls`.
+    pub allowed_unsafe_sysctls: Vec<String>,
 }
 
 /// A configuration that cannot be used.
@@ -226,6 +233,9 @@ pub enum ConfigError {
     /// The node name could not be found out.
     #[error("no --node-name given and the host name is unknown")]
     NodeName,
+    /// An allowed unsafe sysctl that cannot be allowed.
+    #[error("--allowed-unsafe-sysctls: {0}")]
+    Sysctls(#[from] crate::pods::admission::AllowlistError),
     /// The image garbage collection thresholds are out of range or out of order.
     #[error(
         "image GC thresholds: high {high}% must be at most 100 and above low {low}% \
@@ -272,6 +282,8 @@ pub struct Settings {
     pub node_status_update_frequency: Duration,
     /// When unused images are collected.
     pub image_gc: ImageGcPolicy,
+    /// The sysctls pods may set.
+    pub sysctls: SysctlAllowlist,
 }
 
 /// The kubelet API's settings (flags and file merged).
@@ -355,6 +367,11 @@ impl Settings {
             api,
             node_status_update_frequency: frequency,
             image_gc,
+            sysctls: SysctlAllowlist::new(if args.allowed_unsafe_sysctls.is_empty() {
+                &file.allowed_unsafe_sysctls
+            } else {
+                &args.allowed_unsafe_sysctls
+            })?,
         })
     }
 }

@@ -41,6 +41,10 @@ pub const PAUSE_TAG: &str = "3.9";
 pub const NONROOT_REPOSITORY: &str = "kubelet-lite-test/nonroot";
 /// The non-root image's tag.
 pub const NONROOT_TAG: &str = "1";
+/// The repository of the image whose user is given by name.
+pub const NAMED_USER_REPOSITORY: &str = "kubelet-lite-test/named-user";
+/// The named-user image's tag.
+pub const NAMED_USER_TAG: &str = "1";
 
 /// The pause image's entrypoint. It runs as PID 1 of the sandbox, where signals without a
 /// handler are ignored, so it traps SIGTERM and SIGINT and exits 0 at once, as the real
@@ -64,6 +68,9 @@ pub struct TestImages {
     pub pause: String,
     /// busybox with `User` [`NONROOT_UID`]:[`NONROOT_GID`] (`nonroot`).
     pub nonroot: String,
+    /// busybox with `User "nonroot"`: a user by name, which a node cannot check for
+    /// `runAsNonRoot`.
+    pub named_user: String,
 }
 
 /// Builds the test images and pushes them to `registry`; returns the references a CRI
@@ -83,6 +90,9 @@ pub fn push_test_images(registry: &Registry) -> anyhow::Result<TestImages> {
     client
         .push_image(NONROOT_REPOSITORY, &[NONROOT_TAG], &nonroot_image()?)
         .context("pushing the nonroot image")?;
+    client
+        .push_image(NAMED_USER_REPOSITORY, &[NAMED_USER_TAG], &named_user_image()?)
+        .context("pushing the named-user image")?;
     crate::note(format!("test images built and pushed in {:.2?}", started.elapsed()));
     Ok(mirrored_references())
 }
@@ -93,6 +103,7 @@ pub fn mirrored_references() -> TestImages {
         busybox: format!("docker.io/{BUSYBOX_REPOSITORY}:{}", BUSYBOX_TAGS[0]),
         pause: format!("registry.k8s.io/{PAUSE_REPOSITORY}:{PAUSE_TAG}"),
         nonroot: format!("registry.k8s.io/{NONROOT_REPOSITORY}:{NONROOT_TAG}"),
+        named_user: format!("registry.k8s.io/{NAMED_USER_REPOSITORY}:{NAMED_USER_TAG}"),
     }
 }
 
@@ -105,6 +116,7 @@ pub fn direct_references(registry: &Registry) -> TestImages {
         busybox: format!("{addr}/{BUSYBOX_REPOSITORY}:{}", BUSYBOX_TAGS[0]),
         pause: format!("{addr}/{PAUSE_REPOSITORY}:{PAUSE_TAG}"),
         nonroot: format!("{addr}/{NONROOT_REPOSITORY}:{NONROOT_TAG}"),
+        named_user: format!("{addr}/{NAMED_USER_REPOSITORY}:{NAMED_USER_TAG}"),
     }
 }
 
@@ -137,6 +149,15 @@ pub fn pause_image() -> anyhow::Result<Image> {
 pub fn nonroot_image() -> anyhow::Result<Image> {
     let config = ImageConfig {
         user: Some(format!("{NONROOT_UID}:{NONROOT_GID}")),
+        ..busybox_config()
+    };
+    Ok(Image::new(vec![busybox_layer()?], &config))
+}
+
+/// The named-user image: busybox with `User "nonroot"`.
+pub fn named_user_image() -> anyhow::Result<Image> {
+    let config = ImageConfig {
+        user: Some("nonroot".into()),
         ..busybox_config()
     };
     Ok(Image::new(vec![busybox_layer()?], &config))

@@ -1,6 +1,7 @@
 //! What every pod worker shares: the runtime, the apiserver client, the node, the status
 //! manager.
 
+use crate::pods::admission::SysctlAllowlist;
 use crate::pods::directory::PodSnapshot;
 use crate::pods::status_manager::StatusManager;
 use crate::server::Metrics;
@@ -25,6 +26,8 @@ pub struct PodContext {
     pub pods: PodSnapshot,
     /// Where pod start latencies, CRI call durations and worker counts are recorded.
     pub metrics: Metrics,
+    /// The sysctls pods may set (admission).
+    pub sysctls: SysctlAllowlist,
 }
 
 impl std::fmt::Debug for PodContext {

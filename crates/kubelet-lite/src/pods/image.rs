@@ -37,6 +37,18 @@ pub fn pull_policy(container: &Container) -> String {
     }
 }
 
+/// The user image `image` (a reference or ID the runtime knows) runs as, from ImageStatus.
+pub async fn image_user(runtime: &cri_client::Client, image: &str) -> Result<crate::spec::ImageUser, String> {
+    match runtime.image_status(image, false).await {
+        Ok(status) => status
+            .image
+            .as_ref()
+            .map(crate::spec::ImageUser::from_status)
+            .ok_or_else(|| format!("image {image:?} is gone from the runtime")),
+        Err(err) => Err(format!("image status of {image:?}: {err}")),
+    }
+}
+
 /// Makes sure the container's image is present, pulling it as its policy says; returns
 /// the runtime's image reference.
 pub async fn ensure_image(

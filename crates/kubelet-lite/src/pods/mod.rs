@@ -5,6 +5,7 @@
 //! [`run_manager`] takes the sources' events, starts a worker per pod UID, forwards
 //! updates and removals to it, and removes from the runtime what belongs to no pod.
 
+pub mod admission;
 pub mod backoff;
 pub mod context;
 pub mod directory;

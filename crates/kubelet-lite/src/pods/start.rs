@@ -64,6 +64,10 @@ async fn try_start(
     let (Some(objects), Some(volumes)) = (worker.objects.as_ref(), worker.volumes.as_ref()) else {
         return Err(waiting("ContainerCreating", "volumes not ready".into()));
     };
+    // The kubelet asks for the image's user before every CreateContainer (runAsNonRoot).
+    let image_user = image::image_user(&runtime, &image_ref)
+        .await
+        .map_err(|message| waiting("CreateContainerConfigError", message))?;
     let pod_ip = sandbox.ips.first().cloned().unwrap_or_default();
     let context = spec::ContainerContext {
         pod_ip: &pod_ip,
@@ -72,6 +76,7 @@ async fn try_start(
         volumes,
         restart_count: u32::try_from(restart_count).unwrap_or(0),
         image: &image_ref,
+        image_user: &image_user,
     };
     let config = spec::container_config(pod, container, &worker.ctx.node, &context)
         .map_err(|err| waiting("CreateContainerConfigError", err.to_string()))?;

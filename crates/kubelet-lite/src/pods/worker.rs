@@ -24,7 +24,7 @@ use crate::pods::instances::{self, Instance};
 use crate::pods::probes::ContainerProbes;
 use crate::pods::source::Source;
 use crate::pods::status_manager::PodKey;
-use crate::pods::{phase, start, terminate};
+use crate::pods::{admission, phase, start, terminate};
 use crate::spec;
 
 /// How often a settled pod is checked.
@@ -135,6 +135,11 @@ impl Worker {
     }
 
     async fn run(&mut self, mut desired: watch::Receiver<Desired>) {
+        let first = desired.borrow().pod.clone();
+        if let Err(rejection) = admission::admit(&first, &self.ctx.sysctls) {
+            self.reject(&first, &rejection);
+            return self.wait_for_removal(desired).await;
+        }
         loop {
             let current = desired.borrow_and_update().clone();
             if let Some(grace) = current.termination_grace() {
@@ -162,6 +167,38 @@ impl Worker {
                 }
                 () = notify.notified() => {}
                 () = tokio::time::sleep(next) => {}
+            }
+        }
+    }
+
+    /// Reports a pod the node refused to run: phase Failed with the refusal's reason and
+    /// message, as the kubelet's `rejectPod` does. Nothing of it reaches the runtime.
+    fn reject(&mut self, pod: &Pod, rejection: &admission::Rejection) {
+        tracing::warn!(reason = rejection.reason, message = %rejection.message, "pod not admitted");
+        let status = PodStatus {
+            phase: Some("Failed".to_owned()),
+            reason: Some(rejection.reason.to_owned()),
+            message: Some(rejection.message.clone()),
+            host_ip: (!self.ctx.node.host_ip.is_empty()).then(|| self.ctx.node.host_ip.clone()),
+            start_time: self.start_time.clone().or_else(|| Some(now())),
+            qos_class: Some(spec::qos_class(pod).as_str().to_owned()),
+            ..PodStatus::default()
+        };
+        self.ctx.pods.set(&self.uid, pod, status.clone());
+        self.ctx.status.set(self.key.clone(), status);
+    }
+
+    /// The worker of a refused pod: nothing to run, it waits until the pod is deleted,
+    /// then cleans up as for any pod.
+    async fn wait_for_removal(&mut self, mut desired: watch::Receiver<Desired>) {
+        loop {
+            let current = desired.borrow_and_update().clone();
+            if current.termination_grace().is_some() {
+                terminate::terminate(self, &current, Duration::ZERO).await;
+                return;
+            }
+            if desired.changed().await.is_err() {
+                return;
             }
         }
     }

@@ -4,7 +4,7 @@
 //! resources, security context, labels and annotations.
 
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cri_api::v1::{
     ContainerConfig, ContainerMetadata, ImageSpec, KeyValue, LinuxContainerConfig, Mount, MountPropagation,
@@ -15,8 +15,8 @@ use super::downward::Addresses;
 use super::env::{Env, container_env};
 use super::resources::{container_resources, node_memory_capacity};
 use super::sandbox::{hostname_and_domain, pod_identity};
-use super::security::container_security_context;
-use super::volumes::check_relative_path;
+use super::security::{ImageUser, container_security_context, verify_run_as_non_root};
+use super::volumes::{check_relative_path, mount_sub_path};
 use super::{ApiObjects, NodeContext, SpecError, Volumes, labels};
 
 /// Where containers find the hosts file.
@@ -40,19 +40,22 @@ pub struct ContainerContext<'a> {
     pub restart_count: u32,
     /// The image to run: the reference or ID the runtime returned from PullImage.
     pub image: &'a str,
+    /// The user the image runs as (ImageStatus), for `runAsNonRoot`.
+    pub image_user: &'a ImageUser,
 }
 
 /// The CRI config of `container` (regular or init) of `pod`.
 ///
 /// Writes the pod's /etc/hosts and the container's termination-log file under the pod's
-/// directory. `runAsNonRoot` is checked against the spec's `runAsUser` here; the check
-/// against the image's user is [`super::verify_run_as_non_root`].
+/// directory. `runAsNonRoot` is checked first, against the spec's `runAsUser` and the
+/// image's user, as the kubelet does.
 pub fn container_config(
     pod: &Pod,
     container: &Container,
     node: &NodeContext,
     ctx: &ContainerContext<'_>,
 ) -> Result<ContainerConfig, SpecError> {
+    verify_run_as_non_root(pod, container, ctx.image_user)?;
     let (_, _, uid) = pod_identity(pod)?;
     let addresses = Addresses {
         pod_ip: ctx.pod_ip,
@@ -122,7 +125,7 @@ fn container_mounts(
         .and_then(|s| s.privileged)
         .unwrap_or(false);
     let mut mounts = Vec::new();
-    for vm in container.volume_mounts.iter().flatten() {
+    for (index, vm) in container.volume_mounts.iter().flatten().enumerate() {
         let volume = ctx.volumes.get(&vm.name).ok_or_else(|| SpecError::UnknownVolume {
             volume: vm.name.clone(),
             mount: vm.mount_path.clone(),
@@ -133,7 +136,11 @@ fn container_mounts(
             _ => None,
         };
         let host_path = match sub_path {
-            Some(sub) => sub_path_on_host(&volume.host_path, &sub, volume.read_only)?,
+            Some(sub) => {
+                check_relative_path(&sub)?;
+                let target = node.sub_path_mount(uid, &vm.name, &container.name, index);
+                mount_sub_path(&vm.name, &volume.host_path, &sub, volume.read_only, &target)?
+            }
             None => volume.host_path.clone(),
         };
         let propagation = match vm.mount_propagation.as_deref() {
@@ -189,17 +196,6 @@ fn container_mounts(
         });
     }
     Ok(mounts)
-}
-
-/// The host path of a subPath inside a volume; the directory is created in writable
-/// volumes when missing, as the kubelet does.
-fn sub_path_on_host(volume: &Path, sub_path: &str, read_only_volume: bool) -> Result<PathBuf, SpecError> {
-    check_relative_path(sub_path)?;
-    let path = volume.join(sub_path);
-    if !read_only_volume && std::fs::symlink_metadata(&path).is_err() {
-        std::fs::create_dir_all(&path).map_err(SpecError::io("create subPath", &path))?;
-    }
-    Ok(path)
 }
 
 /// The kubelet-managed hosts file: loopback entries, the pod's IPs with its hostname (and
@@ -267,6 +263,7 @@ fn create_termination_log(path: &Path) -> Result<(), SpecError> {
 mod tests {
     use super::*;
     use crate::spec::volumes::VolumeEntry;
+    use std::path::PathBuf;
 
     struct Fixture {
         _tmp: tempfile::TempDir,
@@ -276,8 +273,16 @@ mod tests {
         ips: Vec<String>,
     }
 
+    impl Drop for Fixture {
+        // Sub paths are bind mounts: taken down before the temporary directory goes.
+        fn drop(&mut self) {
+            let _ = crate::spec::volumes::remove_pod_dir(&self.node.pod_dir("u1"));
+        }
+    }
+
     fn fixture() -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("vol-data")).unwrap();
         let node = NodeContext {
             node_name: "edge".into(),
             host_ip: "198.18.255.1".into(),
@@ -317,6 +322,7 @@ mod tests {
             volumes: &f.volumes,
             restart_count,
             image: "sha256:abc",
+            image_user: &ImageUser::Uid(0),
         };
         container_config(pod, &pod.spec.as_ref().unwrap().containers[0], &f.node, &ctx)
     }
@@ -398,10 +404,10 @@ mod tests {
             mounts,
             [
                 ("/data", root.join("vol-data"), false, private),
-                ("/logs", root.join("vol-data/logs"), true, private),
+                ("/logs", root.join("pods/u1/volume-subpaths/data/app/1"), true, private),
                 (
                     "/x",
-                    root.join("vol-data/by-env"),
+                    root.join("pods/u1/volume-subpaths/data/app/2"),
                     false,
                     MountPropagation::PropagationHostToContainer as i32
                 ),
@@ -416,6 +422,10 @@ mod tests {
             ]
         );
         assert!(root.join("vol-data/logs").is_dir(), "subPath created");
+        assert!(root.join("vol-data/by-env").is_dir(), "subPathExpr created");
+        // The mounts show the sub paths themselves.
+        std::fs::write(root.join("pods/u1/volume-subpaths/data/app/1/seen"), "").unwrap();
+        assert!(root.join("vol-data/logs/seen").is_file());
         let hosts = std::fs::read_to_string(root.join("pods/u1/etc-hosts")).unwrap();
         assert!(hosts.contains("198.18.0.7\th.s.ns.svc.cluster.local\th\n"), "{hosts}");
         assert!(
@@ -458,6 +468,11 @@ mod tests {
                 "runAsNonRoot with root",
                 serde_json::json!({"name": "app", "securityContext": {"runAsNonRoot": true, "runAsUser": 0}}),
                 "container has runAsNonRoot and runAsUser 0 breaks the non-root policy (container app)",
+            ),
+            (
+                "runAsNonRoot with a root image",
+                serde_json::json!({"name": "app", "securityContext": {"runAsNonRoot": true}}),
+                "container has runAsNonRoot and image will run as root (container app)",
             ),
         ];
         for (desc, container, message) in cases {

@@ -87,6 +87,18 @@ pub enum SpecError {
     /// A quantity (cpu, memory, sizeLimit, divisor) that cannot be parsed.
     #[error("invalid quantity {0:?}")]
     InvalidQuantity(String),
+    /// A subPath (or subPathExpr) that cannot be mounted safely: it leads outside its
+    /// volume, or does not exist in a read-only one.
+    #[error("volume \"{volume}\": subPath {sub_path:?} refused: {reason}")]
+    SubPath {
+        /// The volume's name.
+        volume: String,
+        /// The sub path, expanded.
+        sub_path: String,
+        /// Why it was refused.
+        #[source]
+        reason: super::volumes::SubPathError,
+    },
     /// The container must not run as root but would.
     #[error("container has runAsNonRoot and {0}")]
     RunAsNonRoot(String),

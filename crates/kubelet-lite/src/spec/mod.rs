@@ -35,5 +35,7 @@ pub use resources::{
     qos_class,
 };
 pub use sandbox::{hostname_and_domain, sandbox_config, sandbox_config_with};
-pub use security::{container_security_context, namespace_options, sandbox_security_context, verify_run_as_non_root};
-pub use volumes::{VolumeEntry, Volumes, prepare_volumes, remove_volumes};
+pub use security::{
+    ImageUser, container_security_context, namespace_options, sandbox_security_context, verify_run_as_non_root,
+};
+pub use volumes::{SubPathError, VolumeEntry, Volumes, prepare_volumes, remove_volumes};

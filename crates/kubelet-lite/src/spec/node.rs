@@ -40,6 +40,17 @@ impl NodeContext {
         self.volumes_dir(pod_uid).join(plugin).join(name)
     }
 
+    /// `root_dir/pods/<uid>/volume-subpaths/<volume>/<container>/<index>`: where the
+    /// sub path of the container's `index`th volume mount is bind-mounted, as the kubelet
+    /// lays them out.
+    pub fn sub_path_mount(&self, pod_uid: &str, volume: &str, container: &str, index: usize) -> PathBuf {
+        self.pod_dir(pod_uid)
+            .join("volume-subpaths")
+            .join(volume)
+            .join(container)
+            .join(index.to_string())
+    }
+
     /// `root_dir/pods/<uid>/etc-hosts`: the /etc/hosts file of non-hostNetwork pods.
     pub fn etc_hosts_path(&self, pod_uid: &str) -> PathBuf {
         self.pod_dir(pod_uid).join("etc-hosts")

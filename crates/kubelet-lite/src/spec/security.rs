@@ -155,33 +155,49 @@ fn effective_run_as_non_root(pod: &Pod, container: &Container) -> bool {
         .unwrap_or(false)
 }
 
-/// Checks `runAsNonRoot`, as the kubelet's `verifyRunAsNonRoot` does: with it set, the
-/// container must not run as UID 0. `image_uid` and `image_user` are the image's user
-/// (from ImageStatus: `uid` if numeric, `username` otherwise); pass `None`/`""` when
-/// unknown, and only the spec's runAsUser is checked.
-pub fn verify_run_as_non_root(
-    pod: &Pod,
-    container: &Container,
-    image_uid: Option<i64>,
-    image_user: &str,
-) -> Result<(), SpecError> {
+/// The user an image runs as, from the runtime's ImageStatus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageUser {
+    /// A numeric user (`uid` or `uid:gid` in the image config).
+    Uid(i64),
+    /// A user by name, which cannot be checked without the image's `/etc/passwd`.
+    Name(String),
+}
+
+impl ImageUser {
+    /// The user of an image as ImageStatus reports it: `uid` when numeric, `username`
+    /// otherwise; an image that names no user runs as root, as the kubelet assumes.
+    pub fn from_status(image: &cri_api::v1::Image) -> ImageUser {
+        match (&image.uid, image.username.as_str()) {
+            (Some(uid), _) => ImageUser::Uid(uid.value),
+            (None, "") => ImageUser::Uid(0),
+            (None, name) => ImageUser::Name(name.to_owned()),
+        }
+    }
+}
+
+/// Checks `runAsNonRoot`, as the kubelet's `verifyRunAsNonRoot` does before it creates a
+/// container: with it set, the spec's `runAsUser` (container, then pod) must not be 0,
+/// and without a `runAsUser` the image's user must be numeric and not 0.
+pub fn verify_run_as_non_root(pod: &Pod, container: &Container, image_user: &ImageUser) -> Result<(), SpecError> {
     if !effective_run_as_non_root(pod, container) {
         return Ok(());
     }
-    match effective_run_as_user(pod, container) {
-        Some(0) => Err(SpecError::RunAsNonRoot(format!(
+    match (effective_run_as_user(pod, container), image_user) {
+        (Some(0), _) => Err(SpecError::RunAsNonRoot(format!(
             "runAsUser 0 breaks the non-root policy (container {})",
             container.name
         ))),
-        Some(_) => Ok(()),
-        None => match image_uid {
-            Some(0) => Err(SpecError::RunAsNonRoot("image will run as root".to_owned())),
-            Some(_) => Ok(()),
-            None if !image_user.is_empty() => Err(SpecError::RunAsNonRoot(format!(
-                "image has non-numeric user ({image_user}), cannot verify user is non-root"
-            ))),
-            None => Ok(()),
-        },
+        (Some(_), _) => Ok(()),
+        (None, ImageUser::Uid(0)) => Err(SpecError::RunAsNonRoot(format!(
+            "image will run as root (container {})",
+            container.name
+        ))),
+        (None, ImageUser::Uid(_)) => Ok(()),
+        (None, ImageUser::Name(name)) => Err(SpecError::RunAsNonRoot(format!(
+            "image has non-numeric user ({name}), cannot verify user is non-root (container {})",
+            container.name
+        ))),
     }
 }
 
@@ -194,7 +210,6 @@ pub fn container_security_context(
     container: &Container,
     node: &NodeContext,
 ) -> Result<LinuxContainerSecurityContext, SpecError> {
-    verify_run_as_non_root(pod, container, None, "")?;
     let pod_sc = pod_security(pod);
     let sc = container.security_context.as_ref();
     let run_as_group = sc
@@ -382,51 +397,68 @@ mod tests {
 
     #[test]
     fn run_as_non_root() {
+        let root = ImageUser::Uid(0);
         let cases = [
-            ("not required", serde_json::json!({}), None, "", true),
+            ("not required", serde_json::json!({}), root.clone(), true),
             (
                 "root user in spec",
                 serde_json::json!({"runAsNonRoot": true, "runAsUser": 0}),
-                None,
-                "",
+                ImageUser::Uid(1000),
                 false,
             ),
             (
-                "non-root user in spec",
+                "non-root user in spec over a root image",
                 serde_json::json!({"runAsNonRoot": true, "runAsUser": 10}),
-                Some(0),
-                "",
+                root.clone(),
                 true,
             ),
             (
                 "image runs as root",
                 serde_json::json!({"runAsNonRoot": true}),
-                Some(0),
-                "",
+                root.clone(),
                 false,
             ),
             (
                 "image runs as a user",
                 serde_json::json!({"runAsNonRoot": true}),
-                Some(65534),
-                "",
+                ImageUser::Uid(65534),
                 true,
             ),
             (
                 "image user by name",
                 serde_json::json!({"runAsNonRoot": true}),
-                None,
-                "nobody",
+                ImageUser::Name("nobody".into()),
                 false,
             ),
+            (
+                "image user by name with a numeric runAsUser",
+                serde_json::json!({"runAsNonRoot": true, "runAsUser": 1000}),
+                ImageUser::Name("nobody".into()),
+                true,
+            ),
         ];
-        for (desc, sc, image_uid, image_user, ok) in cases {
+        for (desc, sc, image_user, ok) in cases {
             let p = pod(
                 serde_json::json!({"metadata": {}, "spec": {"containers": [{"name": "c", "securityContext": sc}]}}),
             );
             let c = &p.spec.as_ref().unwrap().containers[0];
-            let result = verify_run_as_non_root(&p, c, image_uid, image_user);
+            let result = verify_run_as_non_root(&p, c, &image_user);
             assert_eq!(result.is_ok(), ok, "{desc}: {result:?}");
         }
+    }
+
+    #[test]
+    fn the_image_user_comes_from_image_status() {
+        let image = |uid: Option<i64>, username: &str| cri_api::v1::Image {
+            uid: uid.map(|value| cri_api::v1::Int64Value { value }),
+            username: username.into(),
+            ..Default::default()
+        };
+        assert_eq!(ImageUser::from_status(&image(Some(65532), "")), ImageUser::Uid(65532));
+        assert_eq!(ImageUser::from_status(&image(None, "")), ImageUser::Uid(0));
+        assert_eq!(
+            ImageUser::from_status(&image(None, "nonroot")),
+            ImageUser::Name("nonroot".into())
+        );
     }
 }

@@ -950,9 +950,11 @@ fn container_mounts(
                 path: mount.host_path.clone(),
             });
         }
-        // Symbolic links are resolved here, as containerd does, so that the bind mount
-        // shows what the link pointed at when the container was created.
-        let source = fs::canonicalize(&mount.host_path).map_err(|err| host_path_error(&mount.host_path, err))?;
+        // The source is used as given, not resolved again: the kubelet checked it (a
+        // subPath arrives as a bind mount of the object it opened inside the volume), and
+        // following links here would follow one swapped in after that check.
+        fs::metadata(&mount.host_path).map_err(|err| host_path_error(&mount.host_path, err))?;
+        let source = PathBuf::from(&mount.host_path);
         let propagation = match MountPropagation::try_from(mount.propagation) {
             Ok(MountPropagation::PropagationPrivate) => "rprivate",
             Ok(MountPropagation::PropagationHostToContainer) => {

@@ -255,7 +255,10 @@ pub async fn pin_with(dir: &Path, request: &PinRequest) -> Result<PinnedNamespac
     let sysctls = request
         .sysctls
         .iter()
-        .map(|(key, value)| Ok((sysctl_path(key, request)?, value.clone())))
+        .map(|(key, value)| {
+            check_sysctl_value(key, value)?;
+            Ok((sysctl_path(key, request)?, value.clone()))
+        })
         .collect::<Result<Vec<_>, NamespaceError>>()?;
     let pinned = PinnedNamespaces {
         network: (!request.host_network).then(|| dir.join(NETWORK_FILE)),
@@ -481,6 +484,20 @@ fn sysctl_path(key: &str, request: &PinRequest) -> Result<PathBuf, NamespaceErro
     Ok(Path::new("/proc/sys").join(relative))
 }
 
+/// Refuses a sysctl value that could carry more than one setting: a line break, another
+/// control character, or the `=` and `+` that separate settings in the tools that write
+/// several at once (the smuggling of CVE-2022-0811). Real values are numbers, words and
+/// spaces (`"1024 65000"`).
+fn check_sysctl_value(key: &str, value: &str) -> Result<(), NamespaceError> {
+    if value.chars().any(|c| c.is_control() || c == '=' || c == '+') {
+        return Err(NamespaceError::Sysctl {
+            key: key.to_string(),
+            reason: format!("value {value:?} holds a control character, '=' or '+'"),
+        });
+    }
+    Ok(())
+}
+
 /// Unmounts and removes the namespace files. Idempotent: missing files and files that
 /// are no longer mounts are fine. The directory stays (it belongs to the caller).
 pub async fn unpin(namespaces: &PinnedNamespaces) -> Result<(), NamespaceError> {
@@ -636,6 +653,26 @@ mod tests {
         let request = PinRequest::from_cri("h", Some(&host_ipc), [("a.b".to_string(), "1".to_string())], None);
         assert_eq!((request.host_network, request.host_ipc), (false, true));
         assert_eq!(request.sysctls.get("a.b").map(String::as_str), Some("1"));
+    }
+
+    #[test]
+    fn sysctl_values_cannot_smuggle_a_second_setting() {
+        for value in ["1", "1024 65000", "0 2147483647", "4096 87380 6291456"] {
+            assert!(
+                check_sysctl_value("net.ipv4.ip_local_port_range", value).is_ok(),
+                "{value:?}"
+            );
+        }
+        for value in [
+            "1+kernel.core_pattern=|/tmp/x",
+            "1\nkernel.core_pattern=|/tmp/x",
+            "1=2",
+            "1\0",
+            "1\r",
+        ] {
+            let err = check_sysctl_value("kernel.shm_rmid_forced", value).unwrap_err();
+            assert!(err.to_string().contains("kernel.shm_rmid_forced"), "{err}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod atomic;
 mod host_path;
 mod projection;
+mod sub_path;
 mod token;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,8 @@ use super::quantity::Amount;
 use super::{ApiObjects, NodeContext, SpecError};
 
 pub(crate) use self::atomic::check_relative_path;
+pub use self::sub_path::SubPathError;
+pub(crate) use self::sub_path::mount_sub_path;
 
 /// Plugin directory names, as the kubelet spells them.
 const EMPTY_DIR: &str = "kubernetes.io~empty-dir";
@@ -309,7 +312,8 @@ pub async fn remove_volumes(pod_uid: &str, node: &NodeContext) -> Result<(), Spe
         })?
 }
 
-fn remove_pod_dir(dir: &Path) -> Result<(), SpecError> {
+/// Unmounts everything under the pod directory `dir`, deepest first, then removes it.
+pub(crate) fn remove_pod_dir(dir: &Path) -> Result<(), SpecError> {
     let mut mounts: Vec<PathBuf> = mount_points().into_iter().filter(|m| m.starts_with(dir)).collect();
     mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
     for mount in mounts {

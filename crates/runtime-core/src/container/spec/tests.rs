@@ -690,8 +690,9 @@ fn mounts_are_standard_then_pod_files_then_cri_sorted_by_depth() {
             .and_then(|m| m.source.clone())
             .expect("mount")
     };
-    // The symbolic link is resolved; the kubelet's /etc/hosts wins.
-    assert_eq!(source("/data"), host_str("data"));
+    // The source is kept as given, not resolved through the link (the kubelet checked
+    // it); the kubelet's /etc/hosts wins.
+    assert_eq!(source("/data"), host_str("data-link"));
     assert_eq!(source("/etc/hosts"), host_str("kubelet-hosts"));
     assert_eq!(source("/etc/hostname"), host_str("hostname"));
     assert_eq!(linux(&spec).rootfs_propagation.as_deref(), Some("rshared"));
