@@ -56,6 +56,9 @@ pub enum AgentError {
     /// The kubelet API could not be set up.
     #[error("the kubelet API: {0}")]
     Server(#[from] server::ServerError),
+    /// The kubeconfig's client certificate is X.509 v1.
+    #[error("the kubeconfig's client certificate: {0}")]
+    ClientCertificate(#[from] server::X509V1Certificate),
 }
 
 /// Runs the node agent with `settings` until `shutdown` completes. Pods keep running
@@ -85,12 +88,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     tracing::info!(runtime = %version.runtime_name, version = %version.runtime_version, %endpoint, "connected to the CRI runtime");
 
     let client = match &settings.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-            let config =
-                kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
-            Some(kube::Client::try_from(config)?)
-        }
+        Some(path) => Some(api_client(path).await?),
         None => None,
     };
     let node_ip = settings.node_ip.or_else(detect_node_ip);
@@ -214,6 +212,27 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     Ok(())
 }
 
+/// The apiserver client of kubeconfig `path`. Its client certificate is checked first:
+/// rustls refuses an X.509 v1 one with an error that names neither the file nor the
+/// cause (`invalid private key: invalid peer certificate: UnsupportedCertVersion`).
+async fn api_client(path: &std::path::Path) -> Result<kube::Client, AgentError> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
+    let auth = &config.auth_info;
+    let client_certificate = match (&auth.client_certificate_data, &auth.client_certificate) {
+        (Some(data), _) => base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data.trim())
+            .ok()
+            .map(|pem| (path.to_path_buf(), pem)),
+        (None, Some(file)) => std::fs::read(file).ok().map(|pem| (file.into(), pem)),
+        (None, None) => None,
+    };
+    // What cannot be read or decoded is left for kube to report.
+    if let Some((source, pem)) = client_certificate {
+        server::tls::refuse_x509_v1_pem(&source, &pem, server::CertificateRole::Client)?;
+    }
+    Ok(kube::Client::try_from(config)?)
+}
+
 /// The kubelet API's configuration, or `None` when it must not be served: standalone
 /// (no apiserver to review tokens or authorize), it serves only client certificates of
 /// `--client-ca-file` with AlwaysAllow, both asked for explicitly.
@@ -253,6 +272,7 @@ fn api_config(settings: &Settings, node_ip: Option<IpAddr>, with_apiserver: bool
         } else {
             AuthorizationMode::default()
         },
+        limits: server::ConnectionLimits::default(),
     })
 }
 
@@ -305,6 +325,88 @@ mod tests {
         let args = <Args as clap::Parser>::try_parse_from(std::iter::once("kubelet-lite").chain(flags.iter().copied()))
             .unwrap();
         Settings::merge(args, ConfigFile::default(), Some("n1".into())).unwrap()
+    }
+
+    /// Runs `openssl ARGS` in `dir`.
+    fn openssl(dir: &std::path::Path, args: &[&str]) {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("running openssl");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    #[tokio::test]
+    async fn a_kubeconfig_with_a_v1_client_certificate_fails_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        openssl(
+            dir.path(),
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "node.key",
+            ],
+        );
+        openssl(
+            dir.path(),
+            &[
+                "req",
+                "-new",
+                "-key",
+                "node.key",
+                "-subj",
+                "/CN=system:node:n1/O=system:nodes",
+                "-out",
+                "node.csr",
+            ],
+        );
+        // `openssl x509 -req` without extensions: X.509 v1.
+        openssl(
+            dir.path(),
+            &[
+                "x509", "-req", "-in", "node.csr", "-signkey", "node.key", "-days", "2", "-out", "node.crt",
+            ],
+        );
+        let certificate = std::fs::read(dir.path().join("node.crt")).unwrap();
+        let key = std::fs::read(dir.path().join("node.key")).unwrap();
+        let encode = |data: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, data);
+        let kubeconfig = |user: &str| {
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: n1\n\
+                 clusters: [{{name: c, cluster: {{server: 'https://198.18.0.1:6443', insecure-skip-tls-verify: true}}}}]\n\
+                 contexts: [{{name: n1, context: {{cluster: c, user: n1}}}}]\n\
+                 users: [{{name: n1, user: {{{user}}}}}]\n"
+            )
+        };
+        let inline = dir.path().join("inline.kubeconfig");
+        std::fs::write(
+            &inline,
+            kubeconfig(&format!(
+                "client-certificate-data: {}, client-key-data: {}",
+                encode(&certificate),
+                encode(&key)
+            )),
+        )
+        .unwrap();
+        let files = dir.path().join("files.kubeconfig");
+        std::fs::write(&files, kubeconfig("client-certificate: node.crt, client-key: node.key")).unwrap();
+        for (kubeconfig, named) in [(&inline, inline.clone()), (&files, dir.path().join("node.crt"))] {
+            let Err(error) = api_client(kubeconfig).await else {
+                panic!("{} was accepted", kubeconfig.display());
+            };
+            assert!(matches!(error, AgentError::ClientCertificate(_)), "{error:?}");
+            let message = error.to_string();
+            assert!(message.contains(named.to_str().unwrap()), "{message}");
+            assert!(
+                message.contains("is X.509 v1") && message.contains("-extfile"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! the kubelet's defaults). AlwaysAllow allows everything and is only for when it is
 //! configured so.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::Method;
@@ -105,11 +106,27 @@ pub enum Decision {
 #[error("subject access review failed: {0}")]
 pub struct AuthzError(pub String);
 
+/// The most decisions kept; past it the one closest to expiry goes.
+const DECISION_CACHE_ENTRIES: usize = 4096;
+
+/// What a decision is cached under: everything the SubjectAccessReview is asked about
+/// (the whole user, not only its name: two users of one name with other groups, uid or
+/// extra attributes may be answered differently), as the kubelet's webhook authorizer
+/// keys its cache on the whole review spec.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DecisionKey {
+    user: String,
+    uid: String,
+    groups: Vec<String>,
+    extra: BTreeMap<String, Vec<String>>,
+    attributes: Attributes,
+}
+
 /// Authorizes requests; see the module documentation.
 pub(crate) struct Authorizer {
     mode: AuthorizationMode,
     api: Option<Api<SubjectAccessReview>>,
-    cache: TtlCache<(String, Vec<String>, Attributes), Decision>,
+    cache: TtlCache<DecisionKey, Decision>,
 }
 
 impl Authorizer {
@@ -118,7 +135,7 @@ impl Authorizer {
         Authorizer {
             api: client.map(Api::all),
             mode,
-            cache: TtlCache::new(),
+            cache: TtlCache::new(DECISION_CACHE_ENTRIES),
         }
     }
 
@@ -131,21 +148,27 @@ impl Authorizer {
                 denied_ttl,
             } => (allowed_ttl, denied_ttl),
         };
+        let key = DecisionKey {
+            user: user.name.clone(),
+            uid: user.uid.clone(),
+            groups: user.groups.clone(),
+            extra: user.extra.clone(),
+            attributes: attributes.clone(),
+        };
+        if let Some(decision) = self.cache.get(&key) {
+            return Ok(decision);
+        }
         let api = self
             .api
             .as_ref()
             .ok_or_else(|| AuthzError("no Kubernetes API client".into()))?;
-        let key = (user.name.clone(), user.groups.clone(), attributes.clone());
-        if let Some(decision) = self.cache.get(&key) {
-            return Ok(decision);
-        }
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: Some(user.name.clone()),
                 uid: Some(user.uid.clone()).filter(|uid| !uid.is_empty()),
                 groups: Some(user.groups.clone()),
                 extra: Some(user.extra.clone().into_iter().collect())
-                    .filter(|extra: &std::collections::BTreeMap<_, _>| !extra.is_empty()),
+                    .filter(|extra: &BTreeMap<_, _>| !extra.is_empty()),
                 resource_attributes: Some(ResourceAttributes {
                     verb: Some(attributes.verb.to_owned()),
                     group: Some(String::new()),
@@ -177,6 +200,48 @@ impl Authorizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn decisions_are_cached_per_whole_user_and_attributes() {
+        let authorizer = Authorizer::new(AuthorizationMode::default(), None);
+        let alice = UserInfo {
+            name: "alice".into(),
+            uid: "1".into(),
+            groups: vec!["dev".into()],
+            extra: BTreeMap::from([("scopes".to_owned(), vec!["read".to_owned()])]),
+        };
+        let attributes = Attributes::of(&Method::POST, "/exec/default/web/app", "node-1");
+        let key = |user: &UserInfo| DecisionKey {
+            user: user.name.clone(),
+            uid: user.uid.clone(),
+            groups: user.groups.clone(),
+            extra: user.extra.clone(),
+            attributes: attributes.clone(),
+        };
+        authorizer
+            .cache
+            .insert(key(&alice), Decision::Allowed, DEFAULT_ALLOWED_TTL);
+        assert_eq!(authorizer.authorize(&alice, &attributes).await, Ok(Decision::Allowed));
+        // The same name with another uid, other groups or other extra is asked about anew
+        // (here: there is no apiserver to ask).
+        let others = [
+            UserInfo {
+                uid: "2".into(),
+                ..alice.clone()
+            },
+            UserInfo {
+                groups: vec!["dev".into(), "ops".into()],
+                ..alice.clone()
+            },
+            UserInfo {
+                extra: BTreeMap::new(),
+                ..alice.clone()
+            },
+        ];
+        for other in others {
+            assert!(authorizer.authorize(&other, &attributes).await.is_err(), "{other:?}");
+        }
+    }
 
     #[test]
     fn paths_map_to_the_kubelets_subresources_and_methods_to_verbs() {

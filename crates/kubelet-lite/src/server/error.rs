@@ -29,6 +29,9 @@ pub enum ServerError {
     /// API client was given.
     #[error("{0} needs a Kubernetes API client")]
     NoApiClient(&'static str),
+    /// A certificate the node presents is X.509 v1.
+    #[error(transparent)]
+    X509V1(#[from] X509V1Certificate),
     /// Binding or accepting on the listening socket failed.
     #[error("listening on {address}: {source}")]
     Listen {
@@ -38,6 +41,53 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What a certificate is for: what its reissue needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateRole {
+    /// The kubelet API's serving certificate (`--tls-cert-file`).
+    Serving,
+    /// A client certificate (the kubeconfig's `client-certificate`).
+    Client,
+}
+
+impl CertificateRole {
+    /// The `-extfile` lines a reissued certificate of this role wants.
+    fn extensions(self) -> &'static str {
+        match self {
+            CertificateRole::Serving => "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:NODE,IP:NODE_IP",
+            CertificateRole::Client => "extendedKeyUsage=clientAuth",
+        }
+    }
+}
+
+impl std::fmt::Display for CertificateRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CertificateRole::Serving => "serving",
+            CertificateRole::Client => "client",
+        })
+    }
+}
+
+/// A certificate kubelet-lite would present is X.509 v1, which rustls (like every
+/// webpki-based TLS stack) refuses; the message says how to reissue it as v3.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{path}: the {role} certificate {subject:?} is X.509 v1, which the TLS library refuses \
+     (UnsupportedCertVersion); reissue it as X.509 v3, e.g. `openssl x509 -req -in CSR -CA CA.crt \
+     -CAkey CA.key -CAcreateserial -days 365 -extfile <(printf '{}') -out NEW.crt` \
+     (openssl makes v3 whenever -extfile adds an extension)",
+    role.extensions()
+)]
+pub struct X509V1Certificate {
+    /// The file holding it (a PEM file or a kubeconfig).
+    pub path: PathBuf,
+    /// Its subject.
+    pub subject: String,
+    /// What it is for.
+    pub role: CertificateRole,
 }
 
 /// The failure of one request: the HTTP status and the message sent as its body.

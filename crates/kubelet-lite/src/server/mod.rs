@@ -47,28 +47,31 @@ pub mod stats;
 mod streams;
 pub mod tls;
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
+use http::header::RETRY_AFTER;
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use k8s_openapi::api::core::v1::Pod;
 use rustls::pki_types::CertificateDer;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-pub use authn::{AuthenticationConfig, UserInfo};
+pub use authn::{AuthenticationConfig, ReviewBudget, TokenReviewCounts, UserInfo};
 pub use authz::{AuthorizationMode, Decision};
-pub use error::{ApiError, ServerError};
+pub use error::{ApiError, CertificateRole, ServerError, X509V1Certificate};
 pub use metrics::Metrics;
 pub use tls::ServingCertificate;
 
-use authn::Authenticator;
+use authn::{Authenticator, AuthnError};
 use authz::{Attributes, Authorizer};
 use body::Body;
 use routes::Route;
@@ -77,8 +80,72 @@ use stats::StatsProvider;
 /// The kubelet's port for this API.
 pub const DEFAULT_PORT: u16 = 10250;
 
-/// How long a client has to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to finish the TLS handshake after connecting (a connection
+/// that sends nothing, or its ClientHello a byte at a time, is closed then).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client has to send a whole request head (request line and headers) once
+/// the connection waits for one: against slowloris clients that send a header a byte
+/// at a time. hyper starts this clock whenever the connection waits for the next
+/// request, so it is also how long a kept-alive connection may sit idle between
+/// requests (the role of Go's `IdleTimeout`, 90 s in the kubelet; shorter here: a
+/// client reconnecting costs one handshake, an idle connection a file descriptor).
+/// Upgraded streams (exec, attach, port-forward) and responses being sent (`logs -f`)
+/// are not requests being read, and are not cut.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most connections served at once; past it a new connection is closed at once.
+/// The real kubelet has no cap (Go serves until file descriptors run out, then fails
+/// to accept anything); the cap is lowered at start-up to leave [`FD_RESERVE`] file
+/// descriptors of the process's limit for everything else.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// The most connections served at once for one client address (IPv6: one /64, what
+/// one host usually holds); past it, that client's new connections are closed at once.
+/// High enough for an apiserver proxying many `kubectl exec` and `logs -f` streams (each
+/// is a connection of its own), low enough that one client cannot take every slot.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 1024;
+
+/// The most bytes of a request head (and of what a client sends before the server
+/// reads it, such as the first bytes of an upgraded stream) buffered per connection.
+/// Go's `http.DefaultMaxHeaderBytes` is 1 MiB; no kubelet request comes near 64 KiB.
+/// Once upgraded, a stream is copied through fixed buffers of 8 KiB each way.
+pub const DEFAULT_MAX_BUFFER_BYTES: usize = 64 * 1024;
+
+/// File descriptors of the process's limit (`RLIMIT_NOFILE`) left for what is not a
+/// connection of this server: the CRI connection, log files, the runtime's sockets.
+pub const FD_RESERVE: usize = 256;
+
+/// The least [`ConnectionLimits::max_buffer_bytes`] hyper accepts.
+const MIN_BUFFER_BYTES: usize = 8192;
+
+/// The limits that keep the server serving under abuse: slow or idle clients and floods
+/// of connections cost bounded time, memory and file descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// See [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    pub handshake_timeout: Duration,
+    /// See [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// See [`DEFAULT_MAX_CONNECTIONS_PER_ADDRESS`].
+    pub max_connections_per_address: usize,
+    /// See [`DEFAULT_MAX_BUFFER_BYTES`] (at least 8 KiB).
+    pub max_buffer_bytes: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            max_buffer_bytes: DEFAULT_MAX_BUFFER_BYTES,
+        }
+    }
+}
 
 /// The pods of this node, as the node agent knows them: what `/pods` lists. The pod
 /// workers implement it; a closure returning the pods does too.
@@ -113,6 +180,8 @@ pub struct ServerConfig {
     pub authentication: AuthenticationConfig,
     /// `authorization.mode`.
     pub authorization: AuthorizationMode,
+    /// Timeouts and caps on connections.
+    pub limits: ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -135,6 +204,7 @@ impl ServerConfig {
             client_ca_file: None,
             authentication: AuthenticationConfig::default(),
             authorization: AuthorizationMode::default(),
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -167,6 +237,8 @@ pub(crate) struct State {
 pub struct Server {
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    limits: ConnectionLimits,
+    slots: Arc<ConnectionSlots>,
     state: Arc<State>,
 }
 
@@ -175,6 +247,7 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("address", &self.listener.local_addr().ok())
             .field("node_name", &self.state.node_name)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -195,6 +268,18 @@ impl Server {
                 address: config.address,
                 source,
             })?;
+        let mut limits = config.limits;
+        limits.max_buffer_bytes = limits.max_buffer_bytes.max(MIN_BUFFER_BYTES);
+        if let Some(room) = connection_room() {
+            if room < limits.max_connections {
+                tracing::warn!(
+                    configured = limits.max_connections,
+                    cap = room,
+                    "the file descriptor limit (RLIMIT_NOFILE) leaves room for fewer connections than configured"
+                );
+            }
+            limits.max_connections = limits.max_connections.min(room);
+        }
         let state = State {
             authenticator: Authenticator::new(config.authentication, services.kube.clone()),
             authorizer: Authorizer::new(config.authorization, services.kube),
@@ -207,6 +292,8 @@ impl Server {
         Ok(Server {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(tls)),
+            slots: Arc::new(ConnectionSlots::new(&limits)),
+            limits,
             state: Arc::new(state),
         })
     }
@@ -217,6 +304,18 @@ impl Server {
             address: SocketAddr::from(([0, 0, 0, 0], 0)),
             source,
         })
+    }
+
+    /// The limits in force: the configured ones, with the connection cap lowered to what
+    /// the file descriptor limit leaves room for.
+    pub fn limits(&self) -> ConnectionLimits {
+        self.limits
+    }
+
+    /// How many TokenReviews this server has sent and how many it refused to send;
+    /// the handle keeps counting after [`Server::serve`] takes the server.
+    pub fn token_reviews(&self) -> TokenReviewCounts {
+        self.state.authenticator.counts()
     }
 
     /// Serves until `shutdown` completes; connections already open (streams in
@@ -237,50 +336,187 @@ impl Server {
                     continue;
                 }
             };
-            let (acceptor, state) = (self.acceptor.clone(), self.state.clone());
-            tokio::spawn(async move {
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(err)) => {
-                        tracing::debug!(%peer, error = %err, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-                let certificate: Option<CertificateDer<'static>> = tls
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|chain| chain.first())
-                    .map(|certificate| certificate.clone().into_owned());
-                let service = service_fn(move |request| {
-                    let (state, certificate) = (state.clone(), certificate.clone());
-                    async move { Ok::<_, std::convert::Infallible>(handle(&state, certificate.as_ref(), request).await) }
-                });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .with_upgrades();
-                if let Err(err) = connection.await {
-                    tracing::debug!(%peer, error = %err, "connection ended");
+            let slot = match self.slots.take(peer.ip()) {
+                Ok(slot) => slot,
+                Err(full) => {
+                    // Dropping the stream closes the connection at once.
+                    tracing::debug!(%peer, "connection refused: {full}");
+                    continue;
                 }
-            });
+            };
+            tokio::spawn(serve_connection(
+                stream,
+                peer,
+                slot,
+                self.acceptor.clone(),
+                self.limits,
+                self.state.clone(),
+            ));
         }
+    }
+}
+
+/// Serves one accepted connection: the TLS handshake under its deadline, then HTTP/1.1
+/// requests (and upgrades) under the header deadline, holding `slot` until it closes.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: ConnectionSlot,
+    acceptor: TlsAcceptor,
+    limits: ConnectionLimits,
+    state: Arc<State>,
+) {
+    let _slot = slot;
+    let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, error = %err, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let certificate: Option<CertificateDer<'static>> = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|certificate| certificate.clone().into_owned());
+    let service = service_fn(move |request| {
+        let (state, certificate) = (state.clone(), certificate.clone());
+        async move { Ok::<_, std::convert::Infallible>(handle(&state, peer.ip(), certificate.as_ref(), request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_buffer_bytes)
+        .serve_connection(TokioIo::new(tls), service)
+        .with_upgrades();
+    if let Err(err) = connection.await {
+        tracing::debug!(%peer, error = %err, "connection ended");
+    }
+}
+
+/// How many connections the file descriptor limit leaves room for: each takes one
+/// descriptor, and [`FD_RESERVE`] are kept for the rest of the process. `None` if the
+/// limit cannot be read.
+fn connection_room() -> Option<usize> {
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).ok()?;
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    Some(soft.saturating_sub(FD_RESERVE).max(1))
+}
+
+/// Why a connection was not given a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum SlotsFull {
+    /// [`ConnectionLimits::max_connections`] are open.
+    #[error("{0} connections open (the cap)")]
+    Total(usize),
+    /// [`ConnectionLimits::max_connections_per_address`] are open from this client.
+    #[error("{0} connections open from this client address (the cap)")]
+    Address(usize),
+}
+
+/// The connection slots: a count in all and one per client address.
+#[derive(Debug)]
+struct ConnectionSlots {
+    total: Arc<Semaphore>,
+    max_total: usize,
+    max_per_address: usize,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's slot, given back when dropped.
+#[derive(Debug)]
+struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
+    address: IpAddr,
+    slots: Arc<ConnectionSlots>,
+}
+
+impl ConnectionSlots {
+    fn new(limits: &ConnectionLimits) -> ConnectionSlots {
+        let max_total = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        ConnectionSlots {
+            total: Arc::new(Semaphore::new(max_total)),
+            max_total,
+            max_per_address: limits.max_connections_per_address.max(1),
+            per_address: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A slot for a connection from `ip`, if both caps leave one.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, SlotsFull> {
+        let address = client_address(ip);
+        let permit = self
+            .total
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| SlotsFull::Total(self.max_total))?;
+        let mut per_address = self.per_address.lock().unwrap_or_else(PoisonError::into_inner);
+        let open = per_address.entry(address).or_insert(0);
+        if *open >= self.max_per_address {
+            return Err(SlotsFull::Address(self.max_per_address));
+        }
+        *open += 1;
+        Ok(ConnectionSlot {
+            _permit: permit,
+            address,
+            slots: self.clone(),
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut per_address = self.slots.per_address.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = per_address.get_mut(&self.address) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                per_address.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// The address a client is counted under: IPv4 as it is (an IPv4-mapped IPv6 address
+/// as its IPv4 address), IPv6 by its /64 prefix (one host often holds many addresses
+/// of its /64).
+pub(crate) fn client_address(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
     }
 }
 
 /// Authenticates, authorizes and answers one request.
 async fn handle(
     state: &Arc<State>,
+    peer: IpAddr,
     certificate: Option<&CertificateDer<'_>>,
     request: Request<Incoming>,
 ) -> Response<Body> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let user = match state.authenticator.authenticate(certificate, request.headers()).await {
+    let user = match state
+        .authenticator
+        .authenticate(peer, certificate, request.headers())
+        .await
+    {
         Ok(user) => user,
+        Err(AuthnError::Throttled { retry_after }) => {
+            tracing::debug!(%method, %path, %peer, "token review refused: too many failed reviews");
+            let mut response = body::error(&ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests with tokens that failed review, try again later",
+            ));
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+            return response;
+        }
         Err(err) => {
             tracing::debug!(%method, %path, error = %err, "unauthenticated");
             return body::error(&ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized"));
