@@ -54,6 +54,7 @@ mod request;
 mod request_cache;
 pub mod runtime;
 pub mod server;
+mod sessions;
 pub mod spdy;
 mod status;
 mod wsstream;

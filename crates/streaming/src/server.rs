@@ -1,6 +1,12 @@
 //! The HTTP server: hands out single-use URLs for the CRI's Exec, Attach and PortForward
 //! calls, and serves them (`/exec/{token}`, `/attach/{token}`, `/portforward/{token}`,
 //! GET or POST) by upgrading to SPDY or WebSocket.
+//!
+//! It holds under abuse: a client has [`Config::header_read_timeout`] to send its request
+//! head (a slow or silent one is disconnected), at most [`Config::max_connections`]
+//! connections are served at once (upgraded sessions included; more wait to be accepted),
+//! each connection buffers at most [`MAX_CONNECTION_BUFFER`] bytes of HTTP, and a container
+//! has at most [`Config::max_sessions_per_container`] exec and attach sessions at once.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,9 +18,10 @@ use http::header::{CONNECTION, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +31,7 @@ use crate::remotecommand::{self, Options};
 use crate::request::{AttachRequest, ExecRequest, PortForwardRequest, RequestError};
 use crate::request_cache::{self, Cached, RequestCache};
 use crate::runtime::Runtime;
+use crate::sessions::{self, SessionLimit, SessionSlot};
 use crate::spdy::Limits;
 use crate::status::{Outcome, exit_code_message};
 use crate::wsstream::{self, Protocol};
@@ -37,6 +45,21 @@ const SEC_WEBSOCKET_KEY: &str = "Sec-WebSocket-Key";
 const SEC_WEBSOCKET_VERSION: &str = "Sec-WebSocket-Version";
 const SEC_WEBSOCKET_PROTOCOL: &str = "Sec-WebSocket-Protocol";
 const SEC_WEBSOCKET_ACCEPT: &str = "Sec-WebSocket-Accept";
+
+/// How long a client has to send a request head, from the connection's start or the end
+/// of its previous request: the kubelet proxying to this server sends it at once, so a
+/// client that trickles it (slowloris) or sends nothing is cut off early.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once by default, upgraded sessions included; more wait in the
+/// listen backlog, as behind Go's `netutil.LimitListener`. Well under the usual limit of
+/// 1024 open files per process, with room for the processes the sessions run.
+pub const MAX_CONNECTIONS: usize = 512;
+/// hyper's read and write buffers per connection: a request head larger than this is
+/// refused (431), and an upgrade carries over at most this many bytes already read.
+pub const MAX_CONNECTION_BUFFER: usize = 64 * 1024;
+/// How long accepting pauses after an error that is not one connection's (out of file
+/// descriptors, say), so the loop neither spins nor gives up.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The streaming server's settings; [`Config::default`] has the kubelet's values.
 #[derive(Debug, Clone)]
@@ -61,6 +84,13 @@ pub struct Config {
     pub supported_remote_command_protocols: Vec<String>,
     /// The SPDY port-forward protocols offered.
     pub supported_port_forward_protocols: Vec<String>,
+    /// How long a client has to send a request head (zero: no limit).
+    pub header_read_timeout: Duration,
+    /// Connections [`Server::serve`] serves at once, upgraded sessions included.
+    pub max_connections: usize,
+    /// Exec and attach sessions one container may have at once; one more is answered
+    /// with 429 Too Many Requests.
+    pub max_sessions_per_container: usize,
 }
 
 impl Default for Config {
@@ -78,6 +108,9 @@ impl Default for Config {
                 .map(|p| p.to_string())
                 .collect(),
             supported_port_forward_protocols: portforward::SUPPORTED_PROTOCOLS.iter().map(|p| p.to_string()).collect(),
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            max_sessions_per_container: sessions::MAX_SESSIONS_PER_CONTAINER,
         }
     }
 }
@@ -116,8 +149,25 @@ struct Inner<R> {
     prefix: String,
     runtime: Arc<R>,
     cache: RequestCache,
+    /// Free connection slots of [`Server::serve`].
+    connections: Arc<Semaphore>,
+    /// Open exec and attach sessions per container.
+    sessions: SessionLimit,
     /// Cancelled by [`Server::shutdown`]: ends the accept loop and every session.
     shutdown: CancellationToken,
+}
+
+/// A connection's place among [`Config::max_connections`], shared by the requests it
+/// carries and held by the session it is upgraded to.
+#[derive(Clone)]
+struct ConnectionSlot {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
+
+/// What a session holds until it ends: its connection's slot and its container's.
+struct Held {
+    _connection: Option<ConnectionSlot>,
+    _session: Option<SessionSlot>,
 }
 
 impl<R: Runtime> Server<R> {
@@ -136,6 +186,8 @@ impl<R: Runtime> Server<R> {
             None => (format!("http://{}", config.addr), String::new()),
         };
         let cache = RequestCache::new(config.token_ttl, config.max_pending_tokens);
+        let connections = Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS)));
+        let sessions = SessionLimit::new(config.max_sessions_per_container);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -143,6 +195,8 @@ impl<R: Runtime> Server<R> {
                 prefix,
                 runtime,
                 cache,
+                connections,
+                sessions,
                 shutdown: CancellationToken::new(),
             }),
         }
@@ -192,18 +246,40 @@ impl<R: Runtime> Server<R> {
         Ok(format!("{}{}/{method}/{token}", self.inner.base, self.inner.prefix))
     }
 
-    /// Accepts connections on `listener` and serves each, until accepting fails or the
-    /// server shuts down.
+    /// Accepts connections on `listener` and serves each, at most
+    /// [`Config::max_connections`] at once, until the server shuts down. Errors accepting
+    /// (a connection reset before it was accepted, no file descriptor left) pause it
+    /// briefly instead of ending it.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => accepted?,
+            // A slot first: beyond the cap, connections wait in the listen backlog instead
+            // of taking file descriptors and memory.
+            let permit = tokio::select! {
+                permit = self.inner.connections.clone().acquire_owned() => permit,
                 _ = self.inner.shutdown.cancelled() => return Ok(()),
+            };
+            // The semaphore is never closed.
+            let Ok(permit) = permit else { return Ok(()) };
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = self.inner.shutdown.cancelled() => return Ok(()),
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a streaming connection failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
             };
             let _ = stream.set_nodelay(true);
             let server = self.clone();
+            let slot = ConnectionSlot {
+                _permit: Arc::new(permit),
+            };
             tokio::spawn(async move {
-                if let Err(e) = server.serve_connection(stream).await {
+                if let Err(e) = server.serve_http(stream, Some(slot)).await {
                     tracing::debug!(%peer, error = %e, "streaming connection failed");
                 }
             });
@@ -211,17 +287,32 @@ impl<R: Runtime> Server<R> {
     }
 
     /// Serves one HTTP/1.1 connection (for a caller that accepts connections itself, or
-    /// wraps them in TLS).
+    /// wraps them in TLS), with the header deadline and buffer limits of [`Server::serve`]
+    /// but outside its connection count.
     pub async fn serve_connection<I>(&self, io: I) -> Result<(), hyper::Error>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        self.serve_http(io, None).await
+    }
+
+    async fn serve_http<I>(&self, io: I, slot: Option<ConnectionSlot>) -> Result<(), hyper::Error>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let server = self.clone();
-        let service = hyper::service::service_fn(move |request| {
+        let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            if let Some(slot) = &slot {
+                request.extensions_mut().insert(slot.clone());
+            }
             let server = server.clone();
             async move { Ok::<_, Infallible>(server.handle(request)) }
         });
+        let header_read_timeout = Some(self.inner.config.header_read_timeout).filter(|t| !t.is_zero());
         let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .max_buf_size(MAX_CONNECTION_BUFFER)
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
         tokio::select! {
@@ -230,14 +321,16 @@ impl<R: Runtime> Server<R> {
         }
     }
 
-    /// Runs a session in its own task, ended early by [`Server::shutdown`].
-    fn spawn_session<F>(&self, span: tracing::Span, session: F)
+    /// Runs a session in its own task, ended early by [`Server::shutdown`]; what it holds
+    /// is released when it ends.
+    fn spawn_session<F>(&self, span: tracing::Span, held: Held, session: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let shutdown = self.inner.shutdown.clone();
         tokio::spawn(
             async move {
+                let _held = held;
                 tokio::select! {
                     _ = session => {}
                     _ = shutdown.cancelled() => tracing::debug!("session ended by shutdown"),
@@ -255,6 +348,7 @@ impl<R: Runtime> Server<R> {
             return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         }
         let on_upgrade = request.extensions_mut().remove::<OnUpgrade>();
+        let connection = request.extensions_mut().remove::<ConnectionSlot>();
         let Some(rest) = request.uri().path().strip_prefix(self.inner.prefix.as_str()) else {
             return not_found();
         };
@@ -268,6 +362,10 @@ impl<R: Runtime> Server<R> {
         let headers = request.headers();
         match (kind, cached) {
             ("exec", Some(Cached::Exec(exec))) => {
+                let held = match self.open_session(&exec.container_id, connection) {
+                    Ok(held) => held,
+                    Err(response) => return *response,
+                };
                 let options = Options {
                     stdin: exec.stdin,
                     stdout: exec.stdout,
@@ -280,6 +378,7 @@ impl<R: Runtime> Server<R> {
                     on_upgrade,
                     options,
                     span,
+                    held,
                     move |inner, streams, ending| async move {
                         // A client that goes away takes the exec with it: the runtime's future
                         // is dropped, and with it the process.
@@ -301,6 +400,10 @@ impl<R: Runtime> Server<R> {
                 )
             }
             ("attach", Some(Cached::Attach(attach))) => {
+                let held = match self.open_session(&attach.container_id, connection) {
+                    Ok(held) => held,
+                    Err(response) => return *response,
+                };
                 let options = Options {
                     stdin: attach.stdin,
                     stdout: attach.stdout,
@@ -313,6 +416,7 @@ impl<R: Runtime> Server<R> {
                     on_upgrade,
                     options,
                     span,
+                    held,
                     move |inner, streams, ending| async move {
                         let attached = inner.runtime.attach(&attach.container_id, streams);
                         match remotecommand::until_client_leaves(&ending, attached).await {
@@ -328,9 +432,31 @@ impl<R: Runtime> Server<R> {
                 )
             }
             ("portforward", Some(Cached::PortForward(forward))) => {
-                self.port_forward(headers, request.uri().query(), on_upgrade, forward)
+                let held = Held {
+                    _connection: connection,
+                    _session: None,
+                };
+                self.port_forward(headers, request.uri().query(), on_upgrade, held, forward)
             }
             _ => not_found(),
+        }
+    }
+
+    /// A slot for one more exec or attach session in `container_id`, or the 429 answer.
+    fn open_session(
+        &self,
+        container_id: &str,
+        connection: Option<ConnectionSlot>,
+    ) -> Result<Held, Box<Response<Body>>> {
+        match self.inner.sessions.open(container_id) {
+            Ok(session) => Ok(Held {
+                _connection: connection,
+                _session: Some(session),
+            }),
+            Err(e) => {
+                tracing::info!(container_id, "{e}");
+                Err(refused(StatusCode::TOO_MANY_REQUESTS, &e.to_string()))
+            }
         }
     }
 
@@ -340,6 +466,7 @@ impl<R: Runtime> Server<R> {
         on_upgrade: Option<OnUpgrade>,
         options: Options,
         span: tracing::Span,
+        held: Held,
         run: F,
     ) -> Response<Body>
     where
@@ -353,7 +480,7 @@ impl<R: Runtime> Server<R> {
                 Ok(accepted) => accepted,
                 Err(response) => return *response,
             };
-            self.spawn_session(span, async move {
+            self.spawn_session(span, held, async move {
                 let Some(ws) = upgraded_websocket(on_upgrade, &limits).await else {
                     return;
                 };
@@ -366,7 +493,7 @@ impl<R: Runtime> Server<R> {
             Ok(accepted) => accepted,
             Err(response) => return *response,
         };
-        self.spawn_session(span, async move {
+        self.spawn_session(span, held, async move {
             let Some(io) = upgraded(on_upgrade).await else { return };
             if let Some((streams, ending)) = remotecommand::spdy_session(io, &protocol, options, timeouts, limits).await
             {
@@ -381,6 +508,7 @@ impl<R: Runtime> Server<R> {
         headers: &HeaderMap,
         query: Option<&str>,
         on_upgrade: Option<OnUpgrade>,
+        held: Held,
         forward: PortForwardRequest,
     ) -> Response<Body> {
         let inner = self.inner.clone();
@@ -401,7 +529,7 @@ impl<R: Runtime> Server<R> {
                 Ok(accepted) => accepted,
                 Err(response) => return *response,
             };
-            self.spawn_session(span, async move {
+            self.spawn_session(span, held, async move {
                 let Some(ws) = upgraded_websocket(on_upgrade, &limits).await else {
                     return;
                 };
@@ -421,7 +549,7 @@ impl<R: Runtime> Server<R> {
             Ok(accepted) => accepted,
             Err(response) => return *response,
         };
-        self.spawn_session(span, async move {
+        self.spawn_session(span, held, async move {
             let Some(io) = upgraded(on_upgrade).await else { return };
             portforward::serve_spdy(io, inner.runtime.clone(), forward.pod_sandbox_id, timeouts, limits).await;
         });
@@ -436,6 +564,18 @@ impl<R> Inner<R> {
             idle: self.config.stream_idle_timeout,
         }
     }
+}
+
+/// An accept error that concerns one connection, not the listener: the next accept may
+/// well succeed.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::Interrupted
+    )
 }
 
 /// The ports of a WebSocket port-forward request's `port` query parameters (each may

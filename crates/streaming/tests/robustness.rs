@@ -7,66 +7,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use common::{server, server_with, sh};
+use common::{closed_by_server, raw_spdy, server, server_with, sh, still_serves, syn_stream};
 use futures_util::SinkExt;
-use streaming::client::{self, ExitStatus, Protocol, RemoteCommand};
+use streaming::client::{self, Protocol, RemoteCommand};
 use streaming::spdy::frame::{Codec, Frame};
 use streaming::spdy::{Headers, Limits};
-use streaming::{Config, ExecRequest, Server};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use streaming::{Config, ExecRequest};
+use tokio::io::AsyncWriteExt;
 use tokio_util::codec::FramedWrite;
-
-/// Upgrades a raw connection to SPDY for `url`.
-async fn raw_spdy(url: &str) -> TcpStream {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut tcp = TcpStream::connect(authority).await.unwrap();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n"
-    );
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(tcp.read_u8().await.unwrap());
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-    tcp
-}
-
-/// Reads until the server closes the connection.
-async fn closed_by_server(tcp: &mut TcpStream) {
-    let mut sink = [0u8; 4096];
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match tcp.read(&mut sink).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the server kept the connection open");
-}
-
-async fn still_serves(server: &Server<common::HostRuntime>) {
-    let url = server.get_exec(sh("echo alive")).unwrap();
-    let output = client::run(&url, RemoteCommand::new(Protocol::SpdyV4)).await.unwrap();
-    assert_eq!(
-        (output.stdout.as_slice(), output.status),
-        (&b"alive\n"[..], ExitStatus::Success)
-    );
-}
-
-fn syn_stream(stream_id: u32, stream_type: &str) -> Frame {
-    Frame::SynStream {
-        stream_id,
-        associated_to: 0,
-        priority: 0,
-        flags: 0,
-        headers: Headers::new().with("streamType", stream_type),
-    }
-}
 
 #[tokio::test]
 async fn a_malformed_frame_mid_session_ends_the_session_and_its_process() {

@@ -9,13 +9,21 @@
 //! windows once the peer shows it keeps them (it sends WINDOW_UPDATE or an initial-window
 //! SETTINGS). Kubernetes' own peers (spdystream, in kubectl and the apiserver) never do,
 //! and never grant window, so with them output is bounded only by a byte budget per
-//! connection, and input by a few frames per stream, beyond which the reader waits for
-//! the stream's consumer (the same head-of-line wait as spdystream).
+//! connection. Input is never buffered past the receive window a stream starts with: a
+//! peer that announced flow control (an initial-window SETTINGS) and overruns it has the
+//! stream reset with `FLOW_CONTROL_ERROR`; from any other peer the reader waits for the
+//! stream's consumer before it buffers more (the same head-of-line wait as spdystream).
+//!
+//! What a peer can make the connection hold is bounded: streams open at once
+//! ([`Limits::max_concurrent_streams`], beyond which they are refused), bytes and frames
+//! buffered per stream, and frames queued for a peer that does not read its replies
+//! ([`Limits::max_queued_control_frames`], beyond which the connection is dropped: a PING
+//! or RST_STREAM flood).
 
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
@@ -24,12 +32,12 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::{CancellationToken, PollSemaphore};
 
-use super::frame::{Codec, FLAG_FIN, Frame, Headers, Limits, goaway_status, rst_status};
+use super::frame::{Codec, FLAG_FIN, Frame, FrameError, Headers, Limits, goaway_status, rst_status};
 use crate::idle::Activity;
 use crate::pipe::Incoming;
 
@@ -41,6 +49,10 @@ const WRITE_BUDGET: usize = 512 * 1024;
 const STREAM_INPUT_FRAMES: usize = 16;
 /// The receive window SPDY/3 starts every stream and the session with (section 2.6.8).
 const INITIAL_WINDOW: usize = 64 * 1024;
+/// Bytes of DATA buffered per stream before the reader waits for the stream's consumer:
+/// the window the stream was granted, which a peer that keeps flow control never exceeds.
+/// A single larger frame is let through once the buffer is empty.
+const STREAM_INPUT_BYTES: usize = INITIAL_WINDOW;
 /// The SETTINGS id of the initial window size (section 2.6.4).
 const SETTINGS_INITIAL_WINDOW_SIZE: u32 = 7;
 /// Consumed bytes after which the window is re-opened with WINDOW_UPDATE: half of it.
@@ -74,8 +86,11 @@ pub enum OpenError {
 }
 
 enum Command {
-    /// A frame to send; the permit returns its bytes to the budget once written.
-    Frame(Frame, Option<OwnedSemaphorePermit>),
+    /// A frame outside the byte budget (control frames and FINs), counted against
+    /// [`Limits::max_queued_control_frames`] until written.
+    Control(Frame),
+    /// A DATA frame; the permit returns its bytes to the budget once written.
+    Data(Frame, OwnedSemaphorePermit),
     /// Flush, then end the socket's write side.
     Shutdown,
 }
@@ -91,6 +106,13 @@ struct StreamState {
     send_window: AtomicI64,
     /// A writer waiting for `send_window`.
     window_waker: AtomicWaker,
+    /// Bytes the peer may still send on this stream: the window we granted, less what
+    /// it sent, plus what our WINDOW_UPDATEs gave back.
+    receive_window: AtomicI64,
+    /// Bytes received and not yet read by the stream's consumer.
+    buffered: AtomicUsize,
+    /// The consumer read some of `buffered`.
+    drained: Notify,
 }
 
 impl StreamState {
@@ -100,6 +122,9 @@ impl StreamState {
             local_done: AtomicBool::new(false),
             send_window: AtomicI64::new(send_window),
             window_waker: AtomicWaker::new(),
+            receive_window: AtomicI64::new(INITIAL_WINDOW as i64),
+            buffered: AtomicUsize::new(0),
+            drained: Notify::new(),
         }
     }
 }
@@ -123,7 +148,11 @@ struct Table {
 
 struct Shared {
     role: Role,
+    limits: Limits,
+    /// Unbounded as a channel, bounded by `queued_control` and `budget`.
     commands: mpsc::UnboundedSender<Command>,
+    /// [`Command::Control`] frames queued and not yet written.
+    queued_control: AtomicUsize,
     budget: Arc<Semaphore>,
     table: Mutex<Table>,
     /// The connection can no longer be used: a write failed, it idled out, or it was dropped.
@@ -136,6 +165,10 @@ struct Shared {
     /// sends either and never grants more window, so enforcing it from the start would
     /// stall every kubectl session after 64 KiB.
     flow_control: AtomicBool,
+    /// The peer announced an initial window (SETTINGS), as SPDY/3.1 peers do before they
+    /// send: it keeps ours, and overrunning a stream's window is its error. A WINDOW_UPDATE
+    /// alone does not tell (this crate's own client grants window before it keeps ours).
+    peer_keeps_our_window: AtomicBool,
     /// Bytes the peer will still accept on the whole session.
     session_window: AtomicI64,
     /// The send window a new stream starts with.
@@ -170,6 +203,7 @@ impl Shared {
         for &(_, id, value) in entries {
             if id == SETTINGS_INITIAL_WINDOW_SIZE {
                 self.flow_control.store(true, Ordering::Release);
+                self.peer_keeps_our_window.store(true, Ordering::Release);
                 // A new initial window moves every open stream's window by the difference
                 // (section 2.6.8).
                 let change = i64::from(value) - self.initial_window.swap(i64::from(value), Ordering::AcqRel);
@@ -185,9 +219,20 @@ impl Shared {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Queues a frame outside the byte budget. A peer that makes more of them pile up than
+    /// [`Limits::max_queued_control_frames`] (it floods PINGs or bad streams and does not
+    /// read the replies) loses the connection: a GOAWAY would queue behind the rest.
     fn send(&self, frame: Frame) {
+        let queued = self.queued_control.fetch_add(1, Ordering::AcqRel) + 1;
+        if queued > self.limits.max_queued_control_frames {
+            if !self.gone.is_cancelled() {
+                tracing::info!(queued, "closing a spdy connection whose peer does not read its replies");
+            }
+            self.gone.cancel();
+            return;
+        }
         // A closed writer means the connection is gone; the frame has nowhere to go.
-        let _ = self.commands.send(Command::Frame(frame, None));
+        let _ = self.commands.send(Command::Control(frame));
     }
 
     fn is_local(&self, stream_id: u32) -> bool {
@@ -212,6 +257,16 @@ impl Shared {
                 table.entries.remove(&stream_id);
             }
         }
+    }
+
+    /// Ends a stream on our side with RST_STREAM `status`; the peer's later frames on it
+    /// are ignored.
+    fn reset_locally(&self, stream_id: u32, state: &StreamState, status: u32) {
+        self.table().entries.remove(&stream_id);
+        if !state.reset.swap(true, Ordering::AcqRel) {
+            self.send(Frame::RstStream { stream_id, status });
+        }
+        state.window_waker.wake();
     }
 
     fn reset_by_peer(&self, stream_id: u32) {
@@ -241,7 +296,12 @@ impl Shared {
                 return;
             }
             table.last_remote_id = stream_id;
-            if table.going_away || incoming.is_none() {
+            let open = table.entries.keys().filter(|&&id| !self.is_local(id)).count();
+            let full = open >= self.limits.max_concurrent_streams;
+            if full {
+                tracing::debug!(open, "refusing a stream beyond the limit");
+            }
+            if table.going_away || incoming.is_none() || full {
                 drop(table);
                 self.send(Frame::RstStream {
                     stream_id,
@@ -275,10 +335,24 @@ impl Shared {
     }
 
     async fn on_data(&self, stream_id: u32, fin: bool, data: Bytes) {
-        let input = self.table().entries.get(&stream_id).and_then(|e| e.input.clone());
-        if let Some(input) = input
+        let target = self
+            .table()
+            .entries
+            .get(&stream_id)
+            .and_then(|e| Some((e.input.clone()?, e.state.clone())));
+        if let Some((input, state)) = target
             && !data.is_empty()
         {
+            let len = data.len();
+            let window = state.receive_window.fetch_sub(len as i64, Ordering::AcqRel) - len as i64;
+            if window < 0 && self.peer_keeps_our_window.load(Ordering::Acquire) {
+                tracing::debug!(stream_id, window, "the peer overran a stream's window");
+                return self.reset_locally(stream_id, &state, rst_status::FLOW_CONTROL_ERROR);
+            }
+            if !self.room_for(&state, &input, len).await {
+                return;
+            }
+            state.buffered.fetch_add(len, Ordering::AcqRel);
             tokio::select! {
                 // A consumer that went away drops what it would have read.
                 _ = input.send(data) => {}
@@ -287,6 +361,22 @@ impl Shared {
         }
         if fin {
             self.remote_done(stream_id);
+        }
+    }
+
+    /// Waits until the stream's buffer has room for `len` more bytes (or is empty);
+    /// false if the consumer or the connection went away meanwhile.
+    async fn room_for(&self, state: &StreamState, input: &mpsc::Sender<Bytes>, len: usize) -> bool {
+        loop {
+            let buffered = state.buffered.load(Ordering::Acquire);
+            if buffered == 0 || buffered + len <= STREAM_INPUT_BYTES {
+                return true;
+            }
+            tokio::select! {
+                _ = state.drained.notified() => {}
+                _ = input.closed() => return false,
+                _ = self.gone.cancelled() => return false,
+            }
         }
     }
 
@@ -428,12 +518,7 @@ impl Stream {
 
     /// Ends the stream abnormally (RST_STREAM CANCEL), as spdystream's `Reset` does.
     pub fn reset(mut self) {
-        if !self.state.reset.swap(true, Ordering::AcqRel) {
-            self.shared.send(Frame::RstStream {
-                stream_id: self.id,
-                status: rst_status::CANCEL,
-            });
-        }
+        self.shared.reset_locally(self.id, &self.state, rst_status::CANCEL);
         self.fin_sent = true;
     }
 
@@ -455,11 +540,16 @@ impl AsyncRead for Stream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let n = ready!(this.input.poll_read(cx, buf))?;
+        if n > 0 {
+            this.state.buffered.fetch_sub(n, Ordering::AcqRel);
+            this.state.drained.notify_one();
+        }
         // Give the window back as the consumer reads, for the stream and the session
         // (spdystream ignores these; a SPDY/3.1 peer waits for them).
         this.unacked += n;
         if this.unacked >= WINDOW_UPDATE_THRESHOLD {
             let delta = std::mem::take(&mut this.unacked) as u32;
+            this.state.receive_window.fetch_add(i64::from(delta), Ordering::AcqRel);
             this.shared.send(Frame::WindowUpdate {
                 stream_id: this.id,
                 delta,
@@ -515,7 +605,7 @@ impl AsyncWrite for Stream {
             fin: false,
             data: Bytes::copy_from_slice(&buf[..n]),
         };
-        match self.shared.commands.send(Command::Frame(frame, Some(permit))) {
+        match self.shared.commands.send(Command::Data(frame, permit)) {
             Ok(()) => Poll::Ready(Ok(n)),
             Err(_) => Poll::Ready(Err(broken_pipe())),
         }
@@ -583,13 +673,16 @@ impl Connection {
         };
         let shared = Arc::new(Shared {
             role,
+            limits,
             commands,
+            queued_control: AtomicUsize::new(0),
             budget: Arc::new(Semaphore::new(WRITE_BUDGET)),
             table: Mutex::new(table),
             gone: CancellationToken::new(),
             read_done: CancellationToken::new(),
             activity: Activity::new(),
             flow_control: AtomicBool::new(false),
+            peer_keeps_our_window: AtomicBool::new(false),
             session_window: AtomicI64::new(INITIAL_WINDOW as i64),
             initial_window: AtomicI64::new(INITIAL_WINDOW as i64),
             session_waiters: Mutex::new(Vec::new()),
@@ -703,30 +796,44 @@ impl Drop for Connection {
     }
 }
 
-async fn write_loop<W>(
-    mut sink: FramedWrite<W, Codec>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    shared: Arc<Shared>,
-) where
+/// Writes what the streams queue until the connection goes away, which also ends a write
+/// that waits on a peer that does not read.
+async fn write_loop<W>(sink: FramedWrite<W, Codec>, commands: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>)
+where
     W: AsyncWrite + Unpin,
 {
-    loop {
-        let command = tokio::select! {
-            biased;
-            _ = shared.gone.cancelled() => return,
-            command = commands.recv() => command,
-        };
-        let Some(mut command) = command else { return };
+    tokio::select! {
+        biased;
+        _ = shared.gone.cancelled() => {}
+        failed = write_commands(sink, commands, &shared) => {
+            if let Err(e) = failed {
+                tracing::debug!(error = %e, "spdy write failed");
+                shared.gone.cancel();
+            }
+        }
+    }
+}
+
+/// Writes each batch of queued commands and flushes it, until the queue closes or a
+/// [`Command::Shutdown`] ends the socket's write side.
+async fn write_commands<W>(
+    mut sink: FramedWrite<W, Codec>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    shared: &Shared,
+) -> Result<(), FrameError>
+where
+    W: AsyncWrite + Unpin,
+{
+    while let Some(mut command) = commands.recv().await {
         // Write everything queued, then flush once.
         let shutdown = loop {
             match command {
-                Command::Frame(frame, _permit) => {
-                    if let Err(e) = sink.feed(frame).await {
-                        tracing::debug!(error = %e, "spdy write failed");
-                        shared.gone.cancel();
-                        return;
-                    }
+                Command::Control(frame) => {
+                    let written = sink.feed(frame).await;
+                    shared.queued_control.fetch_sub(1, Ordering::AcqRel);
+                    written?;
                 }
+                Command::Data(frame, _permit) => sink.feed(frame).await?,
                 Command::Shutdown => break true,
             }
             match commands.try_recv() {
@@ -734,17 +841,14 @@ async fn write_loop<W>(
                 Err(_) => break false,
             }
         };
-        if let Err(e) = sink.flush().await {
-            tracing::debug!(error = %e, "spdy write failed");
-            shared.gone.cancel();
-            return;
-        }
+        sink.flush().await?;
         shared.activity.touch();
         if shutdown {
             let _ = sink.get_mut().shutdown().await;
-            return;
+            break;
         }
     }
+    Ok(())
 }
 
 async fn read_loop<R>(
@@ -992,6 +1096,169 @@ mod tests {
             assert_eq!(data_within(&mut input, Duration::from_millis(300)).await, 36 * 1024);
             writer.await.unwrap();
         }
+    }
+
+    type RawOut = FramedWrite<tokio::io::WriteHalf<tokio::io::DuplexStream>, Codec>;
+    type RawIn = FramedRead<tokio::io::ReadHalf<tokio::io::DuplexStream>, Codec>;
+
+    /// A server connection and the two halves of a raw peer, over a pipe of `buffer` bytes.
+    fn raw_peer(limits: Limits, buffer: usize) -> (Connection, RawOut, RawIn) {
+        let (a, b) = tokio::io::duplex(buffer);
+        let server = Connection::new(b, Role::Server, Duration::ZERO, limits);
+        let (read_half, write_half) = tokio::io::split(a);
+        (
+            server,
+            FramedWrite::new(write_half, Codec::default()),
+            FramedRead::new(read_half, Codec::default()),
+        )
+    }
+
+    fn syn(stream_id: u32) -> Frame {
+        Frame::SynStream {
+            stream_id,
+            associated_to: 0,
+            priority: 0,
+            flags: 0,
+            headers: Headers::new(),
+        }
+    }
+
+    fn data(stream_id: u32, bytes: &[u8]) -> Frame {
+        Frame::Data {
+            stream_id,
+            fin: false,
+            data: Bytes::copy_from_slice(bytes),
+        }
+    }
+
+    async fn next_frame(input: &mut RawIn) -> Frame {
+        tokio::time::timeout(Duration::from_secs(5), input.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("the connection is open")
+            .expect("a valid frame")
+    }
+
+    #[tokio::test]
+    async fn streams_beyond_the_limit_are_refused_until_one_ends() {
+        let limits = Limits {
+            max_concurrent_streams: 2,
+            ..Limits::default()
+        };
+        let (server, mut out, mut input) = raw_peer(limits, 64 * 1024);
+        for stream_id in [1, 3, 5] {
+            out.send(syn(stream_id)).await.unwrap();
+        }
+        let first = server.accept().await.unwrap().accept();
+        let _second = server.accept().await.unwrap().accept();
+        let mut frames = Vec::new();
+        for _ in 0..3 {
+            frames.push(next_frame(&mut input).await);
+        }
+        assert!(
+            frames.contains(&Frame::RstStream {
+                stream_id: 5,
+                status: rst_status::REFUSED_STREAM
+            }),
+            "{frames:?}"
+        );
+        // Stream 1 ends both ways: its place is free again.
+        out.send(Frame::Data {
+            stream_id: 1,
+            fin: true,
+            data: Bytes::new(),
+        })
+        .await
+        .unwrap();
+        drop(first);
+        out.send(syn(7)).await.unwrap();
+        assert_eq!(server.accept().await.map(|s| s.id()), Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_keeps_flow_control_and_overruns_a_window_has_the_stream_reset() {
+        let (server, mut out, mut input) = raw_peer(Limits::default(), 1 << 20);
+        out.send(Frame::Settings {
+            entries: vec![(0, SETTINGS_INITIAL_WINDOW_SIZE, INITIAL_WINDOW as u32)],
+        })
+        .await
+        .unwrap();
+        out.send(syn(1)).await.unwrap();
+        let mut stream = server.accept().await.unwrap().accept();
+        // 96 KiB on a 64 KiB window nobody reads.
+        for _ in 0..3 {
+            out.send(data(1, &[7; 32 * 1024])).await.unwrap();
+        }
+        assert!(matches!(
+            next_frame(&mut input).await,
+            Frame::SynReply { stream_id: 1, .. }
+        ));
+        assert_eq!(
+            next_frame(&mut input).await,
+            Frame::RstStream {
+                stream_id: 1,
+                status: rst_status::FLOW_CONTROL_ERROR
+            }
+        );
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got.len(), INITIAL_WINDOW, "what the window allowed, nothing more");
+    }
+
+    #[tokio::test]
+    async fn a_peer_without_flow_control_is_not_read_past_the_window_until_the_consumer_reads() {
+        let (server, mut out, mut input) = raw_peer(Limits::default(), 4 << 20);
+        out.send(syn(1)).await.unwrap();
+        let mut stream = server.accept().await.unwrap().accept();
+        assert!(matches!(
+            next_frame(&mut input).await,
+            Frame::SynReply { stream_id: 1, .. }
+        ));
+        let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        for chunk in payload.chunks(MAX_DATA_CHUNK) {
+            out.send(data(1, chunk)).await.unwrap();
+        }
+        out.send(Frame::Ping { id: 1 }).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let buffered = stream.state.buffered.load(Ordering::Acquire);
+        assert!(buffered <= STREAM_INPUT_BYTES, "{buffered} bytes buffered");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), input.next())
+                .await
+                .is_err(),
+            "the ping waits behind the data"
+        );
+        let mut got = vec![0; payload.len()];
+        stream.read_exact(&mut got).await.unwrap();
+        assert!(got == payload, "the data arrives whole once read");
+        loop {
+            match next_frame(&mut input).await {
+                Frame::Ping { id } => break assert_eq!(id, 1),
+                Frame::WindowUpdate { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_does_not_read_its_pongs_loses_the_connection() {
+        let limits = Limits {
+            max_queued_control_frames: 100,
+            ..Limits::default()
+        };
+        // The pipe holds a few hundred replies; the rest queue up to the limit.
+        let (server, mut out, _input) = raw_peer(limits, 4096);
+        let mut sent = 0;
+        for id in (1..).step_by(2).take(100_000) {
+            if out.send(Frame::Ping { id }).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        assert!(sent < 100_000, "the server read every ping");
+        tokio::time::timeout(Duration::from_secs(1), server.closed())
+            .await
+            .expect("the connection is closed");
     }
 
     #[tokio::test(start_paused = true)]

@@ -61,6 +61,8 @@ pub mod rst_status {
     pub const CANCEL: u32 = 5;
     /// An error internal to the sender.
     pub const INTERNAL_ERROR: u32 = 6;
+    /// The sender overran the receiver's flow-control window.
+    pub const FLOW_CONTROL_ERROR: u32 = 7;
 }
 
 /// GOAWAY status codes (section 2.6.6).
@@ -71,8 +73,21 @@ pub mod goaway_status {
     pub const PROTOCOL_ERROR: u32 = 1;
 }
 
-/// Sizes beyond which a peer's frames are refused (and the connection closed), so a
-/// hostile or broken peer cannot make the server buffer or inflate without bound.
+/// Streams a peer may have open at once by default: the minimum HTTP/2 recommends for its
+/// equivalent setting (RFC 9113 section 6.5.2). An exec uses at most five, a port-forward
+/// two per forwarded connection.
+pub const MAX_CONCURRENT_STREAMS: usize = 100;
+
+/// Frames queued for the socket without a byte budget (PING replies, RST_STREAM,
+/// WINDOW_UPDATE, SYN_REPLY, FIN) beyond which the peer is taken to be flooding: it sends
+/// what asks for replies and does not read them. Go's HTTP/2 server closes such a
+/// connection at the same count (its fix for the ping flood, CVE-2019-9512, and the reset
+/// flood, CVE-2019-9514).
+pub const MAX_QUEUED_CONTROL_FRAMES: usize = 10_000;
+
+/// Sizes and counts beyond which a peer is refused, so a hostile or broken peer cannot
+/// make the server buffer, inflate or queue without bound. A frame beyond the sizes closes
+/// the connection; a stream beyond the count is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The largest frame payload; the protocol's own limit is 16 MiB - 1.
@@ -81,17 +96,26 @@ pub struct Limits {
     pub max_header_block_size: usize,
     /// The largest header block once inflated: a "zlib bomb" stops here.
     pub max_inflated_header_size: usize,
+    /// Streams the peer may have open at once; one more is refused with RST_STREAM
+    /// `REFUSED_STREAM`.
+    pub max_concurrent_streams: usize,
+    /// Frames queued for a peer that does not read them before the connection is dropped
+    /// (see [`MAX_QUEUED_CONTROL_FRAMES`]).
+    pub max_queued_control_frames: usize,
 }
 
 impl Default for Limits {
     /// Kubernetes sends a few short headers per stream and DATA frames of up to the size of
     /// one write (which Go may make large): frames up to the protocol's limit, header blocks
-    /// of 64 KiB that inflate to at most 256 KiB.
+    /// of 64 KiB that inflate to at most 256 KiB; [`MAX_CONCURRENT_STREAMS`] and
+    /// [`MAX_QUEUED_CONTROL_FRAMES`].
     fn default() -> Self {
         Self {
             max_frame_size: MAX_FRAME_PAYLOAD,
             max_header_block_size: 64 * 1024,
             max_inflated_header_size: 256 * 1024,
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+            max_queued_control_frames: MAX_QUEUED_CONTROL_FRAMES,
         }
     }
 }

@@ -8,8 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use streaming::client::{self, ExitStatus, Protocol, RemoteCommand};
+use streaming::spdy::Headers;
+use streaming::spdy::frame::Frame;
 use streaming::{Config, Connection, Runtime, RuntimeError, Server, Streams, TerminalSize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::process::Command;
 
 /// What the runtime saw, for the tests to check.
@@ -192,4 +196,75 @@ pub async fn read_n<R: tokio::io::AsyncRead + Unpin>(reader: &mut R, n: usize) -
     let mut buf = vec![0; n];
     reader.read_exact(&mut buf).await.unwrap();
     buf
+}
+
+/// Upgrades a raw connection to SPDY for an exec or attach `url`.
+pub async fn raw_spdy(url: &str) -> TcpStream {
+    raw_spdy_with(url, "v4.channel.k8s.io").await
+}
+
+/// Upgrades a raw connection to SPDY for `url`, offering `protocol`.
+pub async fn raw_spdy_with(url: &str, protocol: &str) -> TcpStream {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut tcp = TcpStream::connect(authority).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {protocol}\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    tcp
+}
+
+/// Reads until the server closes the connection.
+pub async fn closed_by_server<R: tokio::io::AsyncRead + Unpin>(tcp: &mut R) {
+    let mut sink = [0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match tcp.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server kept the connection open");
+}
+
+/// A new exec on the server works.
+pub async fn still_serves(server: &Server<HostRuntime>) {
+    let url = server.get_exec(sh("echo alive")).unwrap();
+    let output = client::run(&url, RemoteCommand::new(Protocol::SpdyV4)).await.unwrap();
+    assert_eq!(
+        (output.stdout.as_slice(), output.status),
+        (&b"alive\n"[..], ExitStatus::Success)
+    );
+}
+
+/// A SYN_STREAM opening a stream of `stream_type`.
+pub fn syn_stream(stream_id: u32, stream_type: &str) -> Frame {
+    syn_stream_with(stream_id, Headers::new().with("streamType", stream_type))
+}
+
+/// A SYN_STREAM opening a stream with `headers`.
+pub fn syn_stream_with(stream_id: u32, headers: Headers) -> Frame {
+    Frame::SynStream {
+        stream_id,
+        associated_to: 0,
+        priority: 0,
+        flags: 0,
+        headers,
+    }
+}
+
+/// The resident set of this process, from `/proc/self/status`, in bytes.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
 }
