@@ -283,6 +283,36 @@ fn sysctls_are_written_in_the_pods_namespaces_only(env: &Env) -> anyhow::Result<
     Ok(())
 }
 
+fn sysctl_values_that_smuggle_a_second_setting_are_refused(env: &Env) -> anyhow::Result<()> {
+    let core_pattern = fs::read_to_string("/proc/sys/kernel/core_pattern")?;
+    for (n, value) in [
+        "1+kernel.core_pattern=|/tmp/kubelet-lite-smuggled",
+        "1\nkernel.core_pattern=|/tmp/kubelet-lite-smuggled",
+        "1=kernel.core_pattern",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = env.scratch.path().join("pods").join(format!("smuggle-{n}"));
+        let mut request = PinRequest::pod("smuggle");
+        request.sysctls.insert("kernel.shm_rmid_forced".into(), value.into());
+        let result = env.runtime.block_on(namespaces::pin_with(&dir, &request));
+        let Err(err) = result else {
+            bail!("pinning with the sysctl value {value:?} succeeded");
+        };
+        ensure!(
+            matches!(err, namespaces::NamespaceError::Sysctl { .. }),
+            "{value:?}: unexpected error: {err}"
+        );
+        ensure!(mounts_below(&dir)?.is_empty(), "{value:?}: mounts left");
+    }
+    ensure!(
+        fs::read_to_string("/proc/sys/kernel/core_pattern")? == core_pattern,
+        "the host's kernel.core_pattern changed"
+    );
+    Ok(())
+}
+
 fn a_failed_pin_leaves_no_mount_and_no_file(env: &Env) -> anyhow::Result<()> {
     let dir = env.scratch.path().join("pods").join("failed-pin");
     let mut request = PinRequest::pod("failed");
@@ -500,6 +530,10 @@ fn main() -> ExitCode {
             Test::new(
                 "sysctls_are_written_in_the_pods_namespaces_only",
                 sysctls_are_written_in_the_pods_namespaces_only,
+            ),
+            Test::new(
+                "sysctl_values_that_smuggle_a_second_setting_are_refused",
+                sysctl_values_that_smuggle_a_second_setting_are_refused,
             ),
             Test::new(
                 "a_failed_pin_leaves_no_mount_and_no_file",

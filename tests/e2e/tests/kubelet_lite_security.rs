@@ -165,6 +165,10 @@ fn main() -> ExitCode {
                 a_forbidden_sysctl_fails_the_pod_at_admission,
             ),
             Test::new(
+                "a_sysctl_value_smuggling_a_second_setting_never_reaches_the_kernel",
+                a_sysctl_value_smuggling_a_second_setting_never_reaches_the_kernel,
+            ),
+            Test::new(
                 "safe_and_allowed_unsafe_sysctls_are_set_in_the_pod",
                 safe_and_allowed_unsafe_sysctls_are_set_in_the_pod,
             ),
@@ -497,6 +501,39 @@ fn a_forbidden_sysctl_fails_the_pod_at_admission(env: &Env) -> anyhow::Result<()
     ensure!(
         sandbox_lines.is_empty(),
         "the refused pod got a sandbox: {sandbox_lines:?}"
+    );
+    env.delete(pod);
+    Ok(())
+}
+
+fn a_sysctl_value_smuggling_a_second_setting_never_reaches_the_kernel(env: &Env) -> anyhow::Result<()> {
+    let pod = "sysctl-smuggle";
+    let core_pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern")?;
+    // An allowed name passes admission; the runtime refuses the value.
+    env.apply(&sysctl_pod(
+        pod,
+        &env.images.busybox,
+        &[(
+            "kernel.shm_rmid_forced",
+            "1+kernel.core_pattern=|/tmp/kubelet-lite-smuggled",
+        )],
+        "echo ran",
+    ))?;
+    let message = eventually(TIMEOUT, || {
+        let message = env
+            .pod_field(pod, ".status.containerStatuses[0].state.waiting.message")
+            .unwrap_or_default();
+        Ok(message.contains("sysctl \"kernel.shm_rmid_forced\"").then_some(message))
+    })
+    .with_context(|| env.diagnostics(pod))?;
+    note(format!("{pod}: {message}"));
+    ensure!(
+        message.contains("InvalidArgument") || message.contains("invalid argument"),
+        "{message}"
+    );
+    ensure!(
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern")? == core_pattern,
+        "the host's kernel.core_pattern changed"
     );
     env.delete(pod);
     Ok(())

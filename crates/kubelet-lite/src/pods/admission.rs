@@ -125,8 +125,7 @@ impl SysctlAllowlist {
     /// the host. `Err` is the kubelet's message.
     fn check(&self, name: &str, host_network: bool, host_ipc: bool) -> Result<(), String> {
         let dotted = dotted(name);
-        let allowed =
-            self.names.iter().any(|n| *n == dotted) || self.prefixes.iter().any(|p| dotted.starts_with(p.as_str()));
+        let allowed = self.names.contains(&dotted) || self.prefixes.iter().any(|p| dotted.starts_with(p.as_str()));
         if !allowed {
             return Err(format!("{name:?} not allowlisted"));
         }

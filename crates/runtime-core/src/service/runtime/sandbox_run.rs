@@ -83,9 +83,13 @@ impl Pods {
         let sysctls = linux.map(|l| l.sysctls.clone()).unwrap_or_default();
         let user = user_namespace(config)?;
         let request = PinRequest::from_cri(&config.hostname, options, sysctls, user);
-        let pinned = namespaces::pin_with(dir, &request)
-            .await
-            .map_err(|e| internal("pinning the pod's namespaces", e))?;
+        let pinned = namespaces::pin_with(dir, &request).await.map_err(|e| match e {
+            // The request itself is at fault: the kubelet must not retry it as it is.
+            namespaces::NamespaceError::InvalidHostname { .. }
+            | namespaces::NamespaceError::Sysctl { .. }
+            | namespaces::NamespaceError::UserWithHostNamespaces => Status::invalid_argument(e.to_string()),
+            e => internal("pinning the pod's namespaces", e),
+        })?;
         self.registry
             .update_sandbox(&record.id, |r| {
                 r.netns = pinned.network.clone();
