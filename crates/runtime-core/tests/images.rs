@@ -4,16 +4,21 @@
 //! Every test runs its own runtime (its own root directory and socket) so tests can run in
 //! parallel and count what they pulled; they share the registry and its test images.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use base64::Engine as _;
 use cri_api::server::ImageServiceServer;
 use cri_api::v1::{AuthConfig, Image, ImageFilter, ImageSpec};
+use runtime_core::image::digest::Digest;
 use runtime_core::image::hosts::RegistryHosts;
 use runtime_core::image::manager::ImageManager;
+use runtime_core::image::oci::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 use runtime_core::image::registry::RegistryClient;
 use runtime_core::service::image::ImageServiceImpl;
 use runtime_core::store::Store;
@@ -24,6 +29,8 @@ use test_harness::{
     MultiPlatformImage, Registry, RegistryOptions, TestImages, mirrors, push_multi_platform_image, push_test_images,
     test_images,
 };
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 
 struct Env {
     rt: tokio::runtime::Runtime,
@@ -591,6 +598,230 @@ fn a_registry_with_basic_auth_serves_only_with_the_right_credentials(env: &Env) 
     })
 }
 
+/// A registry on 127.0.0.1 that never stops sending: `hostile:endless` is a manifest
+/// without a length that never ends, `hostile:huge` one announced as 1 TiB (and never
+/// ending either), `hostile:config` a small manifest whose config descriptor says 1 GiB;
+/// every blob is endless. It counts the blob requests.
+struct HostileRegistry {
+    addr: SocketAddr,
+    blob_requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The manifest `hostile:config` serves.
+fn manifest_with_a_1_gib_config() -> Vec<u8> {
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": Digest::of(b"a config of 1 GiB").to_string(),
+            "size": 1u64 << 30,
+        },
+        "layers": [],
+    })
+    .to_string()
+    .into_bytes()
+}
+
+impl HostileRegistry {
+    async fn start() -> anyhow::Result<HostileRegistry> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let blob_requests = Arc::new(AtomicUsize::new(0));
+        let counter = blob_requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                // Ends when the client hangs up.
+                tokio::spawn(Self::answer(stream, counter.clone()));
+            }
+        });
+        Ok(HostileRegistry {
+            addr,
+            blob_requests,
+            task,
+        })
+    }
+
+    /// Answers one request (one per connection).
+    async fn answer(stream: tokio::net::TcpStream, blob_requests: Arc<AtomicUsize>) -> std::io::Result<()> {
+        let mut reader = BufReader::new(stream);
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line).await?;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).await? == 0 || header.trim().is_empty() {
+                break;
+            }
+        }
+        let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        let mut stream = reader.into_inner();
+        let manifest_type = "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n";
+        let endless = "Transfer-Encoding: chunked\r\n";
+        let (head, body) = match path.as_str() {
+            "/v2/hostile/manifests/endless" => (format!("{manifest_type}{endless}"), None),
+            "/v2/hostile/manifests/huge" => (format!("{manifest_type}Content-Length: {}\r\n", 1u64 << 40), None),
+            "/v2/hostile/manifests/config" => {
+                let manifest = manifest_with_a_1_gib_config();
+                (
+                    format!("{manifest_type}Content-Length: {}\r\n", manifest.len()),
+                    Some(manifest),
+                )
+            }
+            blob if blob.starts_with("/v2/hostile/blobs/") => {
+                blob_requests.fetch_add(1, Ordering::SeqCst);
+                (endless.to_owned(), None)
+            }
+            _ => {
+                let head = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                return stream.write_all(head.as_bytes()).await;
+            }
+        };
+        stream
+            .write_all(format!("HTTP/1.1 200 OK\r\n{head}Connection: close\r\n\r\n").as_bytes())
+            .await?;
+        if let Some(body) = body {
+            return stream.write_all(&body).await;
+        }
+        // 64 KiB of spaces at a time, for ever: chunked, or plain for the announced length.
+        let spaces = vec![b' '; 64 << 10];
+        let chunk = if head.contains("chunked") {
+            [format!("{:x}\r\n", spaces.len()).as_bytes(), &spaces, b"\r\n"].concat()
+        } else {
+            spaces
+        };
+        loop {
+            stream.write_all(&chunk).await?;
+        }
+    }
+
+    fn image(&self, tag: &str) -> String {
+        format!("{}/hostile:{tag}", self.addr)
+    }
+}
+
+impl Drop for HostileRegistry {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn a_hostile_registry_cannot_make_a_pull_read_past_the_size_caps(env: &Env) -> anyhow::Result<()> {
+    env.rt.block_on(async {
+        let hostile = HostileRegistry::start().await?;
+        let runtime = Runtime::start(env).await?;
+        let config = Digest::of(b"a config of 1 GiB").to_string();
+        let cases = [
+            ("endless", "/v2/hostile/manifests/endless", MAX_MANIFEST_SIZE),
+            ("huge", "/v2/hostile/manifests/huge", MAX_MANIFEST_SIZE),
+            ("config", config.as_str(), MAX_CONFIG_SIZE),
+        ];
+        for (tag, named, limit) in cases {
+            let pulled = tokio::time::timeout(Duration::from_secs(60), runtime.pull(&hostile.image(tag)))
+                .await
+                .with_context(|| format!("PullImage hostile:{tag} kept reading"))?;
+            let err = match pulled {
+                Ok(id) => anyhow::bail!("PullImage hostile:{tag} succeeded: {id}"),
+                Err(err) => err.to_string(),
+            };
+            ensure!(
+                err.contains(named) && err.contains(&format!("limit of {limit} bytes")),
+                "hostile:{tag}: the error names {named} and the limit: {err}"
+            );
+        }
+        ensure!(
+            hostile.blob_requests.load(Ordering::SeqCst) == 0,
+            "the config over the cap was never asked for"
+        );
+        ensure!(runtime.list().await?.is_empty(), "no image recorded");
+        ensure!(
+            dir_is_empty(&runtime.images_dir().join("content/ingest"))?,
+            "no partial download left"
+        );
+        Ok(())
+    })
+}
+
+/// Makes `manifest` the only image of `layout` (as `example.com/capped:1`).
+fn list_only(layout: &Path, manifest: &[u8]) -> anyhow::Result<Digest> {
+    let digest = Digest::of(manifest);
+    std::fs::write(layout.join("blobs/sha256").join(digest.hex()), manifest)?;
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest.to_string(),
+            "size": manifest.len(),
+            "annotations": { "io.containerd.image.name": "example.com/capped:1" },
+        }],
+    });
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index)?)?;
+    Ok(digest)
+}
+
+/// `bytes` padded with spaces (JSON still) to `size`.
+fn padded(mut bytes: Vec<u8>, size: u64) -> anyhow::Result<Vec<u8>> {
+    bytes.resize(usize::try_from(size)?, b' ');
+    Ok(bytes)
+}
+
+fn an_image_layout_over_the_size_caps_is_refused_before_it_is_parsed(env: &Env) -> anyhow::Result<()> {
+    env.rt.block_on(async {
+        let runtime = Runtime::start(env).await?;
+        let (image, layout) = busybox_layout(&runtime, serde_json::json!({}))?;
+        let import = || runtime.manager.import(&layout, None, &no_progress);
+        let refused = |err: String, named: &str, limit: u64| {
+            ensure!(
+                err.contains(named) && err.contains(&format!("limit of {limit} bytes")),
+                "the error names {named} and the limit: {err}"
+            );
+            Ok(())
+        };
+
+        // A config descriptor over the cap: refused before the config is read.
+        let mut manifest: serde_json::Value = serde_json::from_slice(image.manifest())?;
+        manifest["config"]["size"] = (MAX_CONFIG_SIZE + 1).into();
+        list_only(&layout, &serde_json::to_vec(&manifest)?)?;
+        let err = import().await.expect_err("config over the cap").to_string();
+        refused(err, image.config_digest(), MAX_CONFIG_SIZE)?;
+
+        // A manifest one byte over the cap.
+        let huge = list_only(&layout, &padded(image.manifest().to_vec(), MAX_MANIFEST_SIZE + 1)?)?;
+        let err = import().await.expect_err("manifest over the cap").to_string();
+        refused(err, huge.hex(), MAX_MANIFEST_SIZE)?;
+
+        // An index.json one byte over the cap, in an archive.
+        list_only(&layout, image.manifest())?;
+        let index = std::fs::read(layout.join("index.json"))?;
+        std::fs::write(layout.join("index.json"), padded(index, MAX_MANIFEST_SIZE + 1)?)?;
+        let archive = runtime.root.path().join("capped.tar");
+        tar_directory(&layout, &archive)?;
+        let err = runtime
+            .manager
+            .import(&archive, None, &no_progress)
+            .await
+            .expect_err("index over the cap")
+            .to_string();
+        refused(err, "index.json", MAX_MANIFEST_SIZE)?;
+
+        ensure!(runtime.list().await?.is_empty(), "no image recorded");
+        ensure!(
+            !runtime
+                .images_dir()
+                .join("content/blobs/sha256")
+                .join(image.config_digest().trim_start_matches("sha256:"))
+                .exists(),
+            "the config was not stored"
+        );
+        ensure!(
+            dir_is_empty(&runtime.images_dir().join("content/ingest"))?,
+            "no partial copy left"
+        );
+        Ok(())
+    })
+}
+
 fn dir_is_empty(dir: &Path) -> anyhow::Result<bool> {
     Ok(std::fs::read_dir(dir)?.next().is_none())
 }
@@ -656,6 +887,14 @@ fn main() -> ExitCode {
             Test::new(
                 "a_registry_with_basic_auth_serves_only_with_the_right_credentials",
                 a_registry_with_basic_auth_serves_only_with_the_right_credentials,
+            ),
+            Test::new(
+                "a_hostile_registry_cannot_make_a_pull_read_past_the_size_caps",
+                a_hostile_registry_cannot_make_a_pull_read_past_the_size_caps,
+            ),
+            Test::new(
+                "an_image_layout_over_the_size_caps_is_refused_before_it_is_parsed",
+                an_image_layout_over_the_size_caps_is_refused_before_it_is_parsed,
             ),
         ],
     )

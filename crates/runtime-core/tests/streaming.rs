@@ -1,6 +1,7 @@
 //! runtime-core's Exec, Attach and PortForward against real runc containers in real pods:
 //! the URLs the CRI calls return are used with `streaming::client`, which speaks SPDY and
-//! WebSocket as kubectl does.
+//! WebSocket as kubectl does. ExecSync's timeout, which kills what the command started
+//! as a dropped exec session does, is here too.
 //!
 //! One registry, one runtime-core daemon (bridge `kltstr0`, `198.18.40.0/24`) and one CRI
 //! client are shared by all tests, which run in parallel, each with pods of its own. Needs
@@ -35,6 +36,14 @@ const RUNS: &str = "while true; do sleep 1; done";
 const ECHOES_ON_8080: &str = "nc -ll -p 8080 -e cat";
 /// The port it listens on.
 const ECHO_PORT: u16 = 8080;
+
+/// A command for ExecSync to time out on: a shell waiting for one sleep with another in
+/// the background, each writing its pid in the container first.
+const TIMES_OUT: &str = "echo $$ > /tmp/shell.pid; sleep 4711 & echo $! > /tmp/background.pid; sleep 4712";
+/// What the command of [`TIMES_OUT`] left in the container: `<name> <pid> <state>
+/// [<command line>]` for each of its processes still in `/proc`, then every command line
+/// in the container holding `sleep 471` (the bracket keeps this script's own out).
+const LEFT_IN_CONTAINER: &str = r#"for name in shell background; do pid=$(cat /tmp/$name.pid); [ -e /proc/$pid ] && echo "$name $pid $(cut -d' ' -f3 /proc/$pid/stat) [$(tr '\0' ' ' < /proc/$pid/cmdline)]"; done; for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' < $f; echo; done | grep 'sleep 47[1]'; true"#;
 
 /// An id no runtime gave out.
 const UNKNOWN_ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -85,6 +94,10 @@ fn main() -> ExitCode {
             Test::new(
                 "a_client_that_goes_away_mid_exec_leaves_no_process",
                 a_client_that_goes_away_mid_exec_leaves_no_process,
+            ),
+            Test::new(
+                "exec_sync_past_its_timeout_returns_once_what_it_started_is_gone",
+                exec_sync_past_its_timeout_returns_once_what_it_started_is_gone,
             ),
             Test::new("bad_requests_get_the_cri_codes", bad_requests_get_the_cri_codes),
         ],
@@ -446,6 +459,41 @@ fn a_client_that_goes_away_mid_exec_leaves_no_process(env: &Env) -> anyhow::Resu
         }
         let (code, _) = env.exec(&id, "true").await?;
         ensure!(code == 0, "the container still takes execs");
+        env.remove(&pod).await
+    })
+}
+
+/// The shell is reaped (by runc, or by the daemon when runc died first) before ExecSync
+/// answers. The background sleep may still be a zombie then: its parent died, so it is
+/// the container init's to reap, as any orphan in the container; dead, it has no command
+/// line left.
+fn exec_sync_past_its_timeout_returns_once_what_it_started_is_gone(env: &Env) -> anyhow::Result<()> {
+    env.block_on(async {
+        let (pod, id) = pod_running(env, "exec-sync-timeout", "target", RUNS).await?;
+        let began = std::time::Instant::now();
+        let result = env
+            .client
+            .exec_sync(&id, ["sh", "-c", TIMES_OUT], Duration::from_secs(1))
+            .await;
+        let took = began.elapsed();
+        expect_code(result, Code::DeadlineExceeded, "ExecSync with a 1 s timeout")?;
+        ensure!(took < Duration::from_secs(8), "ExecSync answered after {took:?}");
+        // At once: no waiting, no polling.
+        let on_host = process::pids_with_cmdline_containing("sleep 471");
+        ensure!(
+            on_host.is_empty(),
+            "right after ExecSync returned, the host still runs {:?}",
+            on_host.iter().map(|&pid| process::cmdline(pid)).collect::<Vec<_>>()
+        );
+        let left = env.output(&id, LEFT_IN_CONTAINER).await?;
+        let alive: Vec<&str> = left
+            .lines()
+            .filter(|line| !(line.starts_with("background ") && line.ends_with(" Z []")))
+            .collect();
+        ensure!(
+            alive.is_empty(),
+            "right after ExecSync returned, the container still has {alive:?}"
+        );
         env.remove(&pod).await
     })
 }

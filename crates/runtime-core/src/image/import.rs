@@ -9,13 +9,15 @@
 //!
 //! Blobs go through the content store like pulled ones: each is verified against its
 //! digest before it is used, so a damaged or hostile layout is refused the same way.
+//! `index.json`, manifests and configs are held to the caps of pulled ones
+//! ([`super::oci::Capped`]) before they are read whole.
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use super::digest::Digest;
 use super::manager::{BlobSource, ImageError, ImageManager, Names, platform_manifest};
-use super::oci::{Descriptor, ImageIndex, ManifestDocument};
+use super::oci::{Capped, CappedReadError, Descriptor, ImageIndex, ManifestDocument, ManifestError};
 use super::records::ImageRecord;
 use super::reference::Reference;
 
@@ -88,7 +90,7 @@ impl ImageManager {
         if !layout.join(LAYOUT_MARKER).is_file() {
             return Err(import_error(layout, "not an OCI image layout (no oci-layout file)"));
         }
-        let index_bytes = std::fs::read(layout.join(LAYOUT_INDEX)).map_err(|e| import_error(layout, &e.to_string()))?;
+        let index_bytes = read_document(&layout.join(LAYOUT_INDEX)).await?;
         let index: ImageIndex =
             serde_json::from_slice(&index_bytes).map_err(|e| import_error(layout, &format!("index.json: {e}")))?;
         let source = LayoutSource {
@@ -145,14 +147,24 @@ impl ImageManager {
     /// Stores the manifest or index `digest` from the layout and parses it.
     async fn document(&self, source: &LayoutSource, digest: &Digest) -> Result<ManifestDocument, ImageError> {
         let path = source.path(digest);
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|e| import_error(&path, &e.to_string()))?;
+        let bytes = read_document(&path).await?;
         self.content_store().write_bytes(digest, &bytes).await?;
         let media_type = super::oci::detect_media_type(&bytes)
             .ok_or_else(|| import_error(&path, "neither an image manifest nor an index"))?;
         Ok(ManifestDocument::parse(&media_type, &bytes)?)
     }
+}
+
+/// Reads layout file `path`, a manifest or an index, refusing it (before it is parsed or
+/// stored) once more than [`super::oci::MAX_MANIFEST_SIZE`] bytes have been read.
+async fn read_document(path: &Path) -> Result<Vec<u8>, ImageError> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| import_error(path, &e.to_string()))?;
+    Capped::Manifest.read(path.display(), file).await.map_err(|e| match e {
+        CappedReadError::TooLarge(e) => ManifestError::from(e).into(),
+        CappedReadError::Io(e) => import_error(path, &e.to_string()),
+    })
 }
 
 /// The blobs directory of a layout.

@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use super::content::{ContentError, ContentStore, IngestError};
 use super::digest::Digest;
-use super::oci::{self, Descriptor, ImageConfig, ImageManifest, ManifestDocument, ManifestError};
+use super::oci::{self, Capped, Descriptor, ImageConfig, ImageManifest, ManifestDocument, ManifestError};
 use super::records::{self, ImageName, ImageRecord, LayerRecord};
 use super::reference::{InvalidReference, Reference};
 use super::registry::{Credentials, RegistryClient, RegistryError};
@@ -127,15 +127,21 @@ impl BlobSource for RegistrySource<'_> {
     }
 }
 
-/// The manifest of `index` for this host's platform.
+/// The manifest of `index` for this host's platform, refused if the index gives it a size
+/// over [`oci::MAX_MANIFEST_SIZE`].
 pub(crate) fn platform_manifest<'a>(image: &str, index: &'a oci::ImageIndex) -> Result<&'a Descriptor, ImageError> {
     let platform = oci::host_platform();
-    oci::select_platform(index, &platform.os, &platform.architecture, platform.variant.as_deref()).ok_or_else(|| {
-        malformed(
-            image,
-            &format!("no manifest for {}/{}", platform.os, platform.architecture),
-        )
-    })
+    let chosen = oci::select_platform(index, &platform.os, &platform.architecture, platform.variant.as_deref())
+        .ok_or_else(|| {
+            malformed(
+                image,
+                &format!("no manifest for {}/{}", platform.os, platform.architecture),
+            )
+        })?;
+    Capped::Manifest
+        .check(&chosen.digest, chosen.size)
+        .map_err(ManifestError::from)?;
+    Ok(chosen)
 }
 
 fn malformed(image: &str, reason: &str) -> ImageError {
@@ -232,7 +238,9 @@ impl ImageManager {
     }
 
     /// Fetches what `manifest` lists from `source` (each blob once, however many callers
-    /// want it), unpacks its layers and records the image under `names`.
+    /// want it), unpacks its layers and records the image under `names`. A config whose
+    /// descriptor is over [`oci::MAX_CONFIG_SIZE`] is refused before it is fetched; the
+    /// download stops at the size the descriptor gives.
     pub(crate) async fn store_image(
         &self,
         source: &impl BlobSource,
@@ -242,6 +250,9 @@ impl ImageManager {
         names: Names,
     ) -> Result<ImageRecord, ImageError> {
         let config_digest = &manifest.config.digest;
+        Capped::Config
+            .check(config_digest, manifest.config.size)
+            .map_err(ManifestError::from)?;
         self.content
             .ingest(config_digest, Some(manifest.config.size), || {
                 source.open(config_digest, manifest.config.size)
@@ -326,8 +337,11 @@ impl ImageManager {
         Ok(records::find(&self.list()?, &name).cloned())
     }
 
-    /// The config of a pulled image.
+    /// The config of a pulled image (refused over [`oci::MAX_CONFIG_SIZE`], as at pull).
     pub async fn config_of(&self, id: &Digest) -> Result<ImageConfig, ImageError> {
+        Capped::Config
+            .check(id, self.content.size(id))
+            .map_err(ManifestError::from)?;
         let bytes = self.content.read(id).await?;
         serde_json::from_slice(&bytes).map_err(|source| ImageError::Config {
             digest: id.clone(),
@@ -518,5 +532,32 @@ mod tests {
         let usage = disk_usage(dir.path()).expect("usage");
         assert_eq!(usage.inodes, 2, "the directory and one file");
         assert!(usage.bytes >= 10_000);
+    }
+
+    #[test]
+    fn an_index_naming_a_manifest_over_the_cap_is_refused_before_it_is_fetched() {
+        let platform = oci::host_platform();
+        let digest = Digest::of(b"a huge manifest");
+        let index = oci::ImageIndex {
+            schema_version: 2,
+            media_type: Some(oci::MEDIA_TYPE_OCI_INDEX.into()),
+            artifact_type: None,
+            manifests: vec![Descriptor {
+                media_type: oci::MEDIA_TYPE_OCI_MANIFEST.into(),
+                digest: digest.clone(),
+                size: oci::MAX_MANIFEST_SIZE + 1,
+                urls: Vec::new(),
+                annotations: Default::default(),
+                platform: Some(platform),
+                artifact_type: None,
+            }],
+            subject: None,
+            annotations: Default::default(),
+        };
+        let err = platform_manifest("example.com/huge:1", &index).expect_err("over the cap");
+        assert!(
+            matches!(&err, ImageError::Manifest(ManifestError::TooLarge(too_large)) if too_large.name == digest.to_string()),
+            "{err}"
+        );
     }
 }

@@ -4,10 +4,17 @@
 //! ([`ImageManifest`]), as do OCI image indexes and Docker manifest lists ([`ImageIndex`]);
 //! the `mediaType` tells them apart. Docker schema 1 manifests are refused, as containerd
 //! 2 does. Field names follow the OCI image spec (`image-spec/specs-go/v1`).
+//!
+//! Manifests, indexes and configs are read whole into memory to be parsed, so each has a
+//! size cap ([`Capped`]) checked before and while it is read ([`read_at_most`]): a hostile
+//! registry or image layout cannot make the runtime allocate more.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::image::digest::Digest;
 
@@ -54,6 +61,110 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
     MEDIA_TYPE_OCI_MANIFEST,
     MEDIA_TYPE_DOCKER_MANIFEST,
 ];
+
+/// The largest manifest or index accepted: containerd's `MaxManifestSize`, whose value
+/// (`4 * 1048 * 1048`, a little over 4 MiB) is kept as it is so that any manifest
+/// containerd pulls, this runtime pulls. The manifest of an image with a hundred layers is
+/// some 30 KiB.
+pub const MAX_MANIFEST_SIZE: u64 = 4 * 1048 * 1048;
+
+/// The largest image config accepted: 4 MiB, the cap CRI-O and Podman read configs under
+/// (containers/image's `MaxConfigBodySize`). A config holds the environment, the
+/// entrypoint and the history; real ones are a few KiB.
+pub const MAX_CONFIG_SIZE: u64 = 4 << 20;
+
+/// The documents read whole into memory to be parsed, each under its cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capped {
+    /// An image manifest or index: at most [`MAX_MANIFEST_SIZE`] bytes.
+    Manifest,
+    /// An image config: at most [`MAX_CONFIG_SIZE`] bytes.
+    Config,
+}
+
+impl Capped {
+    /// The most bytes such a document may have.
+    pub const fn limit(self) -> u64 {
+        match self {
+            Self::Manifest => MAX_MANIFEST_SIZE,
+            Self::Config => MAX_CONFIG_SIZE,
+        }
+    }
+
+    /// Refuses document `name` when its announced `size` is over the cap, before any of it
+    /// is read.
+    pub fn check(self, name: impl fmt::Display, size: u64) -> Result<(), TooLarge> {
+        if size > self.limit() {
+            return Err(self.too_large(name, Some(size)));
+        }
+        Ok(())
+    }
+
+    /// Reads document `name` from `reader` to its end, or refuses it as soon as more than
+    /// the cap has arrived.
+    pub async fn read(
+        self,
+        name: impl fmt::Display,
+        reader: impl AsyncRead + Unpin,
+    ) -> Result<Vec<u8>, CappedReadError> {
+        read_at_most(reader, self.limit())
+            .await?
+            .ok_or_else(|| self.too_large(name, None).into())
+    }
+
+    /// The error for document `name` over the cap (of `size` bytes, if announced).
+    pub fn too_large(self, name: impl fmt::Display, size: Option<u64>) -> TooLarge {
+        TooLarge {
+            kind: self,
+            name: name.to_string(),
+            size,
+        }
+    }
+}
+
+impl fmt::Display for Capped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Manifest => "manifest",
+            Self::Config => "image config",
+        })
+    }
+}
+
+/// A manifest, index or config over its cap: refused before it is read whole or parsed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{kind} {name} is larger than the limit of {} bytes{}",
+    kind.limit(),
+    size.map(|size| format!(" (it has {size})")).unwrap_or_default()
+)]
+pub struct TooLarge {
+    /// What the document is.
+    pub kind: Capped,
+    /// Which it is: its digest, URL or file.
+    pub name: String,
+    /// Its size, when it was announced (descriptor, `Content-Length`, file size).
+    pub size: Option<u64>,
+}
+
+/// Why [`Capped::read`] got no document.
+#[derive(Debug, thiserror::Error)]
+pub enum CappedReadError {
+    /// More than the cap arrived.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+    /// Reading failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Reads `reader` to its end into memory; `None` as soon as it has given more than
+/// `limit` bytes (the rest is never read, so an endless stream ends there).
+pub async fn read_at_most(reader: impl AsyncRead + Unpin, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    reader.take(limit.saturating_add(1)).read_to_end(&mut bytes).await?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
 
 /// A reference to content: its media type, digest and size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,9 +273,12 @@ pub struct ImageIndex {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// Why manifest bytes could not be understood.
+/// Why a manifest, an index or a config was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// It is larger than its cap.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     /// The media type is not a manifest or index type this runtime handles.
     #[error("unsupported manifest media type {0:?}")]
     UnsupportedMediaType(String),
@@ -759,5 +873,53 @@ mod tests {
                 .expect("config");
         assert_eq!(config.config, None);
         assert_eq!(config.architecture, "arm64");
+    }
+
+    #[test]
+    fn caps_refuse_one_byte_over_and_name_the_document_and_the_limit() {
+        for kind in [Capped::Manifest, Capped::Config] {
+            let limit = kind.limit();
+            assert!(kind.check(D1, limit).is_ok(), "{kind} at the cap");
+            let err = kind.check(D1, limit + 1).expect_err("over the cap");
+            assert_eq!((err.kind, err.size), (kind, Some(limit + 1)));
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{kind} {D1} is larger than the limit of {limit} bytes (it has {})",
+                    limit + 1
+                )
+            );
+        }
+        assert_eq!(MAX_MANIFEST_SIZE, 4_393_216, "containerd's value");
+        assert_eq!(MAX_CONFIG_SIZE, 4_194_304);
+    }
+
+    #[tokio::test]
+    async fn reading_stops_past_the_limit() {
+        let ten = [7u8; 10];
+        assert_eq!(read_at_most(&ten[..], 10).await.expect("read"), Some(ten.to_vec()));
+        assert_eq!(read_at_most(&ten[..], 9).await.expect("read"), None);
+        // An endless source ends at the limit.
+        assert_eq!(read_at_most(tokio::io::repeat(0), 1 << 20).await.expect("read"), None);
+        let err = Capped::Config
+            .read("blob.json", tokio::io::repeat(b' '))
+            .await
+            .expect_err("endless");
+        assert!(
+            matches!(
+                &err,
+                CappedReadError::TooLarge(TooLarge {
+                    kind: Capped::Config,
+                    size: None,
+                    ..
+                })
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("image config blob.json is larger than the limit of 4194304 bytes"),
+            "{err}"
+        );
     }
 }

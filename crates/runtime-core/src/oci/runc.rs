@@ -13,9 +13,10 @@
 //! `runc create` is not here as a method: the per-container monitor runs it, with the
 //! container's stdio, from [`Runc::create_args`] (see `crate::monitor`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output, Stdio};
@@ -23,23 +24,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-/// How long [`Runc::exec`] still reads output after the process exited: a background
-/// process it started may hold the pipes open forever.
 /// What `runc start` reports when the started process and its state were gone before it
 /// removed its start fifo (see [`Runc::start`]).
 const START_FIFO_GONE: &str = "exec.fifo: no such file or directory";
-
+/// How long [`Runc::exec`] still reads output after the process exited: a background
+/// process it started may hold the pipes open forever.
 const EXEC_OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 /// The most output [`Runc::exec`] keeps per stream (CRI-O's limit for ExecSync); the
 /// rest is read and dropped.
 const MAX_EXEC_OUTPUT: usize = 16 * 1024 * 1024;
 /// Rounds of stopping newly found processes before a timed-out exec's tree is killed.
 const MAX_STOP_ROUNDS: usize = 20;
+/// How long runc exec has, once its process was killed, to reap it and exit by itself
+/// before it is killed too.
+const RUNC_EXIT_GRACE: Duration = Duration::from_secs(2);
+/// How long the processes of a killed exec have to be gone (SIGKILL is not instant: a
+/// process in uninterruptible sleep dies when the call it waits in returns).
+const KILLED_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A runc-compatible OCI runtime binary and its state directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +112,8 @@ pub enum RuncError {
         /// The parse error.
         source: serde_json::Error,
     },
-    /// [`Runc::exec`]'s timeout passed; the process and everything it started were killed.
+    /// [`Runc::exec`]'s timeout passed; the process and everything it started were killed
+    /// and are gone.
     #[error("exec in {id} timed out after {timeout:?}")]
     Timeout {
         /// The container id.
@@ -303,7 +312,10 @@ impl Runc {
     /// working directory (from its spec), no terminal, stdin empty, and collects its output.
     ///
     /// With a `timeout`, a process still running when it passes is killed (SIGKILL) with
-    /// everything it started and the runc process, and [`RuncError::Timeout`] returned.
+    /// everything it started, and [`RuncError::Timeout`] returned once they have all
+    /// exited and runc, or this process when runc is gone, has reaped them: a `ps` in the
+    /// container right after sees none of them. (An orphan whose parent died is the
+    /// container init's to reap, as any orphan in the container; it is dead all the same.)
     /// If the process never started (no such command, stopped container), runc's error is
     /// returned as [`RuncError::Failed`]. Dropping the future also kills the process tree.
     pub async fn exec(&self, id: &str, cmd: &[String], timeout: Option<Duration>) -> Result<ExecOutput, RuncError> {
@@ -334,15 +346,20 @@ impl Runc {
             Some(timeout) => match tokio::time::timeout(timeout, child.wait()).await {
                 Ok(status) => status,
                 Err(_) => {
-                    guard.kill_now();
-                    let _ = child.kill().await;
+                    let killed = guard.kill_now();
+                    // runc sees its process die, reaps it and exits; if it does not, it is
+                    // killed (and what it had not reaped is handed to this process).
+                    if tokio::time::timeout(RUNC_EXIT_GRACE, child.wait()).await.is_err() {
+                        let _ = child.kill().await;
+                    }
+                    killed.reap(KILLED_EXIT_TIMEOUT).await;
                     stdout.abort();
                     stderr.abort();
                     return Err(RuncError::Timeout { id: id.into(), timeout });
                 }
             },
         };
-        guard.armed = false;
+        guard.disarm();
         let status = status.map_err(|source| RuncError::Io {
             what: "waiting for runc exec".into(),
             source,
@@ -565,8 +582,8 @@ pub struct ExecGuard {
 }
 
 impl ExecGuard {
-    /// Guards the exec whose runc process is `runc_pid` (if it still runs) and whose
-    /// process's pid runc writes to `pid_file`.
+    /// Guards the exec whose runc process is `runc_pid` (if it still runs: not yet
+    /// reaped) and whose process's pid runc writes to `pid_file`.
     pub fn new(runc_pid: Option<u32>, pid_file: PathBuf) -> ExecGuard {
         ExecGuard {
             runc_pid,
@@ -580,18 +597,20 @@ impl ExecGuard {
         self.armed = false;
     }
 
-    /// Stops, then kills, runc exec, the exec'd process and all their descendants.
-    pub fn kill_now(&mut self) {
+    /// Stops, then kills, the exec'd process and all it started: the descendants of runc
+    /// and of the exec'd process, and the members of the exec'd process's group (runc
+    /// makes it a session and group leader), which catches what left the tree. runc
+    /// itself is spared, so that it reaps its process and exits: the caller waits for it,
+    /// or kills it. Returns the killed processes, to wait for with [`Killed::reap`].
+    pub fn kill_now(&mut self) -> Killed {
         self.armed = false;
         let exec_pid = std::fs::read_to_string(&self.pid_file)
             .ok()
             .and_then(|text| text.trim().parse::<u32>().ok());
         let roots: Vec<u32> = self.runc_pid.into_iter().chain(exec_pid).collect();
-        kill_tree(&roots);
-        // runc makes the exec'd process a session (and group) leader: its group catches
-        // what might have escaped the tree walk.
-        if let Some(pid) = exec_pid.and_then(|pid| i32::try_from(pid).ok()).and_then(Pid::from_raw) {
-            let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+        Killed {
+            processes: kill_tree(&roots, self.runc_pid),
+            runc: self.runc_pid.and_then(|pid| pidfd(pid).ok()),
         }
     }
 }
@@ -599,39 +618,126 @@ impl ExecGuard {
 impl Drop for ExecGuard {
     fn drop(&mut self) {
         if self.armed {
-            self.kill_now();
+            let killed = self.kill_now();
+            // A drop cannot wait: the killed processes are reaped in the background.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(killed.reap(KILLED_EXIT_TIMEOUT));
+            }
         }
     }
 }
 
-/// Stops every process in the trees under `roots` (repeating until no new process
-/// appears, so none can fork away), then kills them all with SIGKILL.
-fn kill_tree(roots: &[u32]) {
-    let mut stopped = BTreeSet::new();
+/// The processes [`ExecGuard::kill_now`] killed, each held by a pidfd (which names its
+/// process for good, whatever becomes of the pid), and runc's.
+#[derive(Debug)]
+pub struct Killed {
+    processes: BTreeMap<u32, OwnedFd>,
+    runc: Option<OwnedFd>,
+}
+
+impl Killed {
+    /// Waits, up to `timeout`, until runc and every killed process have exited, then reaps
+    /// those that became this process's children (when runc dies first, its process is
+    /// handed to this process, a child subreaper). Those of other parents are reaped by
+    /// them: runc, or the container's init. Processes still there at the end are logged.
+    ///
+    /// The waiting is a `poll` of the pidfds (one turns readable when its process has
+    /// exited) in tokio's blocking pool: registering them with tokio's reactor would take
+    /// `unsafe`, which this crate denies.
+    pub async fn reap(self, timeout: Duration) {
+        // The blocking task only ends with an error if the runtime shuts down.
+        let _ = tokio::task::spawn_blocking(move || self.reap_blocking(timeout)).await;
+    }
+
+    fn reap_blocking(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        // runc exits after the processes it reaps: once it has, nothing more is handed over.
+        let mut running: Vec<&OwnedFd> = self.processes.values().chain(&self.runc).collect();
+        while !running.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let Ok(left) = Timespec::try_from(left) else {
+                break;
+            };
+            let mut fds: Vec<PollFd<'_>> = running.iter().map(|fd| PollFd::new(*fd, PollFlags::IN)).collect();
+            match rustix::event::poll(&mut fds, Some(&left)) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(err) => {
+                    tracing::warn!(%err, "waiting for killed exec processes");
+                    break;
+                }
+            }
+            let exited: Vec<bool> = fds.iter().map(|fd| !fd.revents().is_empty()).collect();
+            running = running
+                .into_iter()
+                .zip(exited)
+                .filter_map(|(fd, exited)| (!exited).then_some(fd))
+                .collect();
+        }
+        if !running.is_empty() {
+            let pids: Vec<&u32> = self.processes.keys().collect();
+            tracing::warn!(?pids, "killed exec processes have not all exited within {timeout:?}");
+        }
+        for fd in self.processes.values() {
+            // ECHILD: another parent reaps it (or has).
+            match rustix::process::waitid(WaitId::PidFd(fd.as_fd()), WaitIdOptions::EXITED | WaitIdOptions::NOHANG) {
+                Ok(_) | Err(Errno::CHILD) => {}
+                Err(err) => tracing::debug!(%err, "reaping a killed exec process"),
+            }
+        }
+    }
+}
+
+/// A pidfd of process `pid`.
+fn pidfd(pid: u32) -> io::Result<OwnedFd> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid pid {pid}")))?;
+    Ok(rustix::process::pidfd_open(pid, PidfdFlags::empty())?)
+}
+
+/// Stops every process of the trees under `roots` but `spare` (repeating until no new
+/// process appears, so none can fork away), then kills them all with SIGKILL. Signals go
+/// through pidfds, which are returned: a pid that is reused meanwhile is not touched.
+fn kill_tree(roots: &[u32], spare: Option<u32>) -> BTreeMap<u32, OwnedFd> {
+    let mut stopped = BTreeMap::new();
     for _ in 0..MAX_STOP_ROUNDS {
-        let tree = descendants(&process_parents(), roots);
-        let new: Vec<u32> = tree.difference(&stopped).copied().collect();
+        let mut tree = process_tree(&process_table(), roots);
+        if let Some(spare) = spare {
+            tree.remove(&spare);
+        }
+        let new: Vec<u32> = tree.into_iter().filter(|pid| !stopped.contains_key(pid)).collect();
         if new.is_empty() {
             break;
         }
         for pid in new {
-            send(pid, Signal::STOP);
-            stopped.insert(pid);
+            // A process gone meanwhile has no pidfd and needs no signal.
+            if let Ok(fd) = pidfd(pid) {
+                let _ = rustix::process::pidfd_send_signal(&fd, Signal::STOP);
+                stopped.insert(pid, fd);
+            }
         }
     }
-    for &pid in &stopped {
-        send(pid, Signal::KILL);
+    for fd in stopped.values() {
+        let _ = rustix::process::pidfd_send_signal(fd, Signal::KILL);
     }
+    stopped
 }
 
-fn send(pid: u32, signal: Signal) {
-    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
-        let _ = rustix::process::kill_process(pid, signal);
-    }
+/// A process's parent and process group, from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcStat {
+    /// The parent's pid.
+    pub(crate) ppid: u32,
+    /// The process group's id (its leader's pid).
+    pub(crate) pgrp: u32,
 }
 
-/// Every process's parent, from `/proc/*/stat`.
-fn process_parents() -> HashMap<u32, u32> {
+/// Every process's [`ProcStat`], from `/proc/*/stat`.
+fn process_table() -> HashMap<u32, ProcStat> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return HashMap::new();
     };
@@ -639,25 +745,37 @@ fn process_parents() -> HashMap<u32, u32> {
         .filter_map(|entry| {
             let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            Some((pid, parse_stat_ppid(&stat)?))
+            Some((pid, parse_stat(&stat)?))
         })
         .collect()
 }
 
-/// The parent pid in a `/proc/<pid>/stat` line: the second field after the command
-/// name, which is in parentheses and may itself hold spaces and parentheses.
-pub(crate) fn parse_stat_ppid(stat: &str) -> Option<u32> {
+/// The parent pid and process group in a `/proc/<pid>/stat` line: the second and third
+/// fields after the command name, which is in parentheses and may itself hold spaces and
+/// parentheses.
+pub(crate) fn parse_stat(stat: &str) -> Option<ProcStat> {
     let (_, after_name) = stat.rsplit_once(')')?;
-    after_name.split_whitespace().nth(1)?.parse().ok()
+    let mut fields = after_name.split_whitespace().skip(1);
+    Some(ProcStat {
+        ppid: fields.next()?.parse().ok()?,
+        pgrp: fields.next()?.parse().ok()?,
+    })
 }
 
-/// `roots` and all their descendants in a child → parent map.
-fn descendants(parents: &HashMap<u32, u32>, roots: &[u32]) -> BTreeSet<u32> {
+/// `roots`, the members of the process groups they lead, and all their descendants, in
+/// a process table.
+fn process_tree(table: &HashMap<u32, ProcStat>, roots: &[u32]) -> BTreeSet<u32> {
     let mut tree: BTreeSet<u32> = roots.iter().copied().collect();
+    tree.extend(
+        table
+            .iter()
+            .filter(|(_, stat)| roots.contains(&stat.pgrp))
+            .map(|(&pid, _)| pid),
+    );
     loop {
         let before = tree.len();
-        for (&child, parent) in parents {
-            if tree.contains(parent) {
+        for (&child, stat) in table {
+            if tree.contains(&stat.ppid) {
                 tree.insert(child);
             }
         }
@@ -857,18 +975,32 @@ mod tests {
     }
 
     #[test]
-    fn parent_pids_are_read_past_odd_command_names() {
-        assert_eq!(parse_stat_ppid("42 (sleep) S 7 42 42 0 -1"), Some(7));
-        assert_eq!(parse_stat_ppid("43 (a) b) (c) R 9 43 43 0 -1"), Some(9));
-        assert_eq!(parse_stat_ppid("garbage"), None);
+    fn parents_and_groups_are_read_past_odd_command_names() {
+        let stat = |ppid, pgrp| Some(ProcStat { ppid, pgrp });
+        assert_eq!(parse_stat("42 (sleep) S 7 40 42 0 -1"), stat(7, 40));
+        assert_eq!(parse_stat("43 (a) b) (c) R 9 43 43 0 -1"), stat(9, 43));
+        assert_eq!(parse_stat("44 (short) S 1"), None);
+        assert_eq!(parse_stat("garbage"), None);
     }
 
     #[test]
-    fn trees_include_every_descendant() {
-        // 1 ← 10 ← 11 ← 12, 10 ← 13; 20 is unrelated.
-        let parents: HashMap<u32, u32> = [(10, 1), (11, 10), (12, 11), (13, 10), (20, 1)].into();
-        assert_eq!(descendants(&parents, &[10]), BTreeSet::from([10, 11, 12, 13]));
-        assert_eq!(descendants(&parents, &[12, 20]), BTreeSet::from([12, 20]));
-        assert_eq!(descendants(&parents, &[]), BTreeSet::new());
+    fn trees_include_every_descendant_and_the_groups_their_roots_lead() {
+        // 1 ← 10 ← 11 ← 12, 10 ← 13; 20 is unrelated; 30 (a child of 1) is in 10's group
+        // and 31 is its child.
+        let table: HashMap<u32, ProcStat> = [
+            (10, 1, 10),
+            (11, 10, 10),
+            (12, 11, 12),
+            (13, 10, 10),
+            (20, 1, 20),
+            (30, 1, 10),
+            (31, 30, 31),
+        ]
+        .into_iter()
+        .map(|(pid, ppid, pgrp)| (pid, ProcStat { ppid, pgrp }))
+        .collect();
+        assert_eq!(process_tree(&table, &[10]), BTreeSet::from([10, 11, 12, 13, 30, 31]));
+        assert_eq!(process_tree(&table, &[12, 20]), BTreeSet::from([12, 20]));
+        assert_eq!(process_tree(&table, &[]), BTreeSet::new());
     }
 }

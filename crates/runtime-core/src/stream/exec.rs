@@ -10,7 +10,8 @@
 //!
 //! Either way runc writes the process's pid to a pid file, so a session that ends early
 //! (the client went away, the server dropped the session) kills the process and all it
-//! started ([`ExecGuard`]): nothing is left behind in the container.
+//! started, and reaps what is handed to the daemon ([`ExecGuard`]): nothing is left
+//! behind in the container.
 
 use std::ffi::OsString;
 use std::io;

@@ -72,7 +72,9 @@ impl Orphan {
 /// The parent pid in `/proc/<pid>/stat`.
 fn parent_of(pid: u32) -> io::Result<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    crate::oci::runc::parse_stat_ppid(&stat).ok_or_else(|| io::Error::other(format!("unreadable /proc/{pid}/stat")))
+    crate::oci::runc::parse_stat(&stat)
+        .map(|stat| stat.ppid)
+        .ok_or_else(|| io::Error::other(format!("unreadable /proc/{pid}/stat")))
 }
 
 #[cfg(test)]

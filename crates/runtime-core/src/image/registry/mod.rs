@@ -45,14 +45,13 @@ pub use auth::{Credentials, CredentialsError};
 use crate::image::digest::Digest;
 use crate::image::hosts::{Endpoint, RegistryHosts};
 use crate::image::oci::{
-    self, Descriptor, MEDIA_TYPE_DOCKER_SCHEMA1, MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED, ManifestDocument, ManifestError,
+    self, Capped, Descriptor, MEDIA_TYPE_DOCKER_SCHEMA1, MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED, ManifestDocument,
+    ManifestError, TooLarge,
 };
 use crate::image::reference::Reference;
 use auth::{AuthCache, AuthMethod, TokenResponse};
 use client::{HttpClients, TlsError};
 
-/// Manifests larger than this are refused (containerd's limit too).
-pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
 /// Token endpoint answers larger than this are refused.
 const MAX_TOKEN_RESPONSE_SIZE: u64 = 1 << 20;
 /// How much of an error body is read for the message.
@@ -113,14 +112,10 @@ pub enum RegistryError {
         /// The `Content-Length` of the response.
         actual: u64,
     },
-    /// A manifest larger than [`MAX_MANIFEST_SIZE`].
-    #[error("manifest at {url} is larger than {limit} bytes")]
-    TooLarge {
-        /// Where it came from.
-        url: String,
-        /// The limit.
-        limit: u64,
-    },
+    /// A manifest or index larger than [`oci::MAX_MANIFEST_SIZE`], by its
+    /// `Content-Length` or by what arrived; named by its URL.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     /// A manifest of a type this runtime does not handle.
     #[error("{url}: {source}")]
     Manifest {
@@ -448,21 +443,22 @@ impl RegistryClient {
             }
             _ => return Err(status_error(&url, response).await),
         }
-        if content_length(&response).is_some_and(|len| len > MAX_MANIFEST_SIZE) {
-            return Err(RegistryError::TooLarge {
-                url,
-                limit: MAX_MANIFEST_SIZE,
-            });
+        // Refused on its announced length before any of it is read, and cut off at the cap
+        // when the length is missing or lies (a chunked or endless body).
+        if let Some(length) = content_length(&response) {
+            Capped::Manifest.check(&url, length)?;
         }
         let content_type = header_str(&response, CONTENT_TYPE.as_str());
         let announced = header_str(&response, DOCKER_CONTENT_DIGEST);
-        let bytes = read_limited(response, MAX_MANIFEST_SIZE).await.map_err(|e| match e {
-            ReadError::TooLarge => RegistryError::TooLarge {
-                url: url.clone(),
-                limit: MAX_MANIFEST_SIZE,
-            },
-            ReadError::Http(e) => http_error(&url, e),
-        })?;
+        let bytes = read_limited(response, Capped::Manifest.limit())
+            .await
+            .map_err(|e| match e {
+                ReadError::TooLarge => Capped::Manifest.too_large(&url, None).into(),
+                ReadError::Io(source) => RegistryError::Http {
+                    url: url.clone(),
+                    reason: source.to_string(),
+                },
+            })?;
 
         let digest = Digest::of(&bytes);
         if let Some(expected) = &reference.digest
@@ -759,7 +755,7 @@ async fn fetch_token(
         .await
         .map_err(|e| match e {
             ReadError::TooLarge => token_error("answer too large".to_string()),
-            ReadError::Http(e) => token_error(error_chain(&e.without_url())),
+            ReadError::Io(e) => token_error(e.to_string()),
         })?;
     let answer: TokenResponse =
         serde_json::from_slice(&body).map_err(|e| token_error(format!("invalid answer: {e}")))?;
@@ -815,21 +811,26 @@ fn summarize(reference: String, mut failures: Vec<EndpointFailure>) -> RegistryE
 
 enum ReadError {
     TooLarge,
-    Http(reqwest::Error),
+    Io(io::Error),
 }
 
-/// Reads a whole body, refusing more than `limit` bytes.
+/// Reads a whole body, refusing more than `limit` bytes: reading stops there, so a body
+/// without a length (or with a false one) costs no more memory than that.
 async fn read_limited(response: reqwest::Response, limit: u64) -> Result<Bytes, ReadError> {
-    let mut stream = response.bytes_stream();
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(ReadError::Http)?;
-        if (body.len() + chunk.len()) as u64 > limit {
-            return Err(ReadError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
+    match oci::read_at_most(body_reader(response), limit).await {
+        Ok(Some(body)) => Ok(Bytes::from(body)),
+        Ok(None) => Err(ReadError::TooLarge),
+        Err(e) => Err(ReadError::Io(e)),
     }
-    Ok(Bytes::from(body))
+}
+
+/// The body of `response` as a reader; its errors carry their causes (not the URL).
+fn body_reader(response: reqwest::Response) -> impl AsyncRead + Send + Unpin {
+    StreamReader::new(
+        response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| io::Error::other(error_chain(&e.without_url())))),
+    )
 }
 
 fn content_length(response: &reqwest::Response) -> Option<u64> {

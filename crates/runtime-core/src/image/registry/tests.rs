@@ -43,6 +43,20 @@ struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    framing: Framing,
+}
+
+/// How the fake registry frames a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `Content-Length` with the body's length.
+    Length,
+    /// `Content-Length` with this length, whatever the body's.
+    Announced(u64),
+    /// No length: `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Chunked, the body sent again and again until the client hangs up.
+    Endless,
 }
 
 fn reply(status: u16) -> Reply {
@@ -50,6 +64,7 @@ fn reply(status: u16) -> Reply {
         status,
         headers: Vec::new(),
         body: Vec::new(),
+        framing: Framing::Length,
     }
 }
 
@@ -61,6 +76,11 @@ impl Reply {
 
     fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
+        self
+    }
+
+    fn framing(mut self, framing: Framing) -> Self {
+        self.framing = framing;
         self
     }
 }
@@ -154,18 +174,30 @@ async fn read_request(stream: TcpStream, addr: SocketAddr, handler: &Handler, lo
     };
     log.lock().expect("log").push(request.clone());
     let answer = handler(&request, addr);
-    let mut head = format!(
-        "HTTP/1.1 {} Fake\r\nContent-Length: {}\r\nConnection: close\r\n",
-        answer.status,
-        answer.body.len()
-    );
+    let framing = match answer.framing {
+        Framing::Length => format!("Content-Length: {}", answer.body.len()),
+        Framing::Announced(length) => format!("Content-Length: {length}"),
+        Framing::Chunked | Framing::Endless => "Transfer-Encoding: chunked".to_string(),
+    };
+    let mut head = format!("HTTP/1.1 {} Fake\r\n{framing}\r\nConnection: close\r\n", answer.status);
     for (name, value) in &answer.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     let mut stream = reader.into_inner();
     stream.write_all(head.as_bytes()).await.ok()?;
-    stream.write_all(&answer.body).await.ok()?;
+    let chunk = [format!("{:x}\r\n", answer.body.len()).as_bytes(), &answer.body, b"\r\n"].concat();
+    match answer.framing {
+        Framing::Length | Framing::Announced(_) => stream.write_all(&answer.body).await.ok()?,
+        Framing::Chunked => {
+            stream.write_all(&chunk).await.ok()?;
+            stream.write_all(b"0\r\n\r\n").await.ok()?;
+        }
+        // Ends when a write fails: the client hung up.
+        Framing::Endless => loop {
+            stream.write_all(&chunk).await.ok()?;
+        },
+    }
     stream.shutdown().await.ok()
 }
 
@@ -690,4 +722,91 @@ async fn blobs_follow_redirects_and_keep_to_their_size() {
         .await
         .expect_err("size");
     assert!(matches!(err, RegistryError::SizeMismatch { expected: 3, .. }), "{err}");
+}
+
+/// A manifest of exactly `size` bytes: [`manifest_bytes`] padded with spaces.
+fn manifest_of_size(size: u64) -> Vec<u8> {
+    let mut bytes = manifest_bytes();
+    bytes.resize(usize::try_from(size).expect("size"), b' ');
+    bytes
+}
+
+/// Serves tag `big` of `library/busybox` as `body` framed as `framing`.
+async fn serving_big_manifest(body: Vec<u8>, framing: Framing) -> FakeRegistry {
+    FakeRegistry::start(move |r, _| {
+        if r.path == "/v2/library/busybox/manifests/big" {
+            reply(200)
+                .header("Content-Type", MEDIA_TYPE_OCI_MANIFEST)
+                .body(body.clone())
+                .framing(framing)
+        } else {
+            reply(404)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn manifests_over_the_cap_are_refused_by_their_length_or_as_they_arrive() {
+    let limit = oci::MAX_MANIFEST_SIZE;
+    let cases = [
+        (
+            "exactly the cap, with its length",
+            manifest_of_size(limit),
+            Framing::Length,
+            None,
+        ),
+        (
+            "exactly the cap, chunked",
+            manifest_of_size(limit),
+            Framing::Chunked,
+            None,
+        ),
+        (
+            "one byte over, with its length",
+            manifest_of_size(limit + 1),
+            Framing::Length,
+            Some(Some(limit + 1)),
+        ),
+        (
+            "one byte over, chunked",
+            manifest_of_size(limit + 1),
+            Framing::Chunked,
+            Some(None),
+        ),
+        (
+            "a length of 1 TiB announced",
+            manifest_bytes(),
+            Framing::Announced(1 << 40),
+            Some(Some(1 << 40)),
+        ),
+        (
+            "an endless chunked body",
+            vec![b' '; 64 << 10],
+            Framing::Endless,
+            Some(None),
+        ),
+    ];
+    for (desc, body, framing, refused) in cases {
+        let registry = serving_big_manifest(body, framing).await;
+        let client = RegistryClient::new(docker_io_hosts(&[], &registry.url()));
+        let resolved = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            client.resolve(&busybox(":big"), &Credentials::Anonymous),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{desc}: the client kept reading"));
+        match (refused, resolved) {
+            (None, Ok(resolved)) => assert_eq!(resolved.bytes.len() as u64, limit, "{desc}"),
+            (Some(size), Err(RegistryError::TooLarge(err))) => {
+                assert_eq!((err.kind, err.size), (Capped::Manifest, size), "{desc}");
+                let message = err.to_string();
+                assert!(
+                    message.contains("/v2/library/busybox/manifests/big") && message.contains(&limit.to_string()),
+                    "{desc}: the error names the manifest and the limit: {message}"
+                );
+            }
+            (want, got) => panic!("{desc}: want {want:?}, got {got:?}"),
+        }
+    }
 }
