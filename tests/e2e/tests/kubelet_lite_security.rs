@@ -6,6 +6,9 @@
 //!   the volume; a link that stays inside the volume is followed.
 //! - runAsNonRoot: a root image, a numeric non-root image, an image with a named user and
 //!   a `runAsUser` override each get the kubelet's outcome.
+//! - the kubelet API: `kubectl exec` through the apiserver works while 2,000 idle and
+//!   some slow connections from other addresses hold the node's port, and the server
+//!   closes them all.
 //! - sysctls: a forbidden one fails the pod at admission (`SysctlForbidden`); a safe one
 //!   and an unsafe one the node allows (`--allowed-unsafe-sysctls`) are set in the pod.
 //!
@@ -155,6 +158,10 @@ fn main() -> ExitCode {
             Test::new(
                 "a_sub_path_swapped_for_a_link_while_containers_start_never_leaves_the_volume",
                 a_sub_path_swapped_for_a_link_while_containers_start_never_leaves_the_volume,
+            ),
+            Test::new(
+                "kubectl_exec_works_while_idle_and_slow_connections_hold_the_node_api",
+                kubectl_exec_works_while_idle_and_slow_connections_hold_the_node_api,
             ),
             Test::new(
                 "run_as_non_root_is_checked_against_the_image_user",
@@ -382,6 +389,105 @@ fn a_sub_path_swapped_for_a_link_while_containers_start_never_leaves_the_volume(
         env.delete(name);
     }
     std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+fn kubectl_exec_works_while_idle_and_slow_connections_hold_the_node_api(env: &Env) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    /// Connections that send nothing.
+    const IDLE: usize = 2000;
+    /// Connections that send a TLS record header one byte a second.
+    const SLOW: usize = 20;
+    /// Connections opened from each loopback address (the server caps them per address).
+    const PER_ADDRESS: usize = 500;
+    /// The kubelet API's TLS handshake deadline, and a margin for a loaded machine.
+    const CLOSED_WITHIN: Duration = Duration::from_secs(10 + 10);
+    raise_open_file_limit(IDLE + SLOW + 256)?;
+    let pod = "exec-under-abuse";
+    env.apply(&pod_with_volume(
+        pod,
+        &env.images.busybox,
+        "true",
+        &[("c", "sleep 3600", serde_json::json!({}))],
+    ))?;
+    env.wait_container_running(pod, "c")?;
+    let api = std::net::SocketAddr::from(([127, 0, 0, 1], env.node.port()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    // The abusers connect from loopback addresses other than the apiserver's, as other
+    // hosts would.
+    let connect = |n: usize| async move {
+        let octet = u8::try_from(2 + n / PER_ADDRESS).unwrap_or(u8::MAX);
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, octet], 0)))?;
+        socket.connect(api).await
+    };
+    let opened = Instant::now();
+    let mut held = tokio::task::JoinSet::new();
+    runtime.block_on(async {
+        for n in 0..IDLE + SLOW {
+            let mut stream = connect(n).await.with_context(|| format!("connection {n}"))?;
+            held.spawn(async move {
+                if n >= IDLE {
+                    // A TLS handshake record header, one byte a second, never finished.
+                    for byte in [0x16u8, 0x03, 0x01, 0x02, 0x00].iter().cycle() {
+                        if stream.write_all(&[*byte]).await.is_err() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                let mut buf = [0u8; 64];
+                let closed = matches!(stream.read(&mut buf).await, Ok(0) | Err(_));
+                (closed, opened.elapsed())
+            });
+        }
+        anyhow::Ok(())
+    })?;
+    let open_took = opened.elapsed();
+    let exec_started = Instant::now();
+    let output = env.kubectl(&["exec", pod, "-c", "c", "--", "echo", "through"])?;
+    let exec_took = exec_started.elapsed();
+    ensure!(output.trim() == "through", "kubectl exec printed {output:?}");
+    // Every abusive connection is closed by the server, not left to time out here.
+    let (closed, slowest) = runtime.block_on(async {
+        let mut closed = 0;
+        let mut slowest = Duration::ZERO;
+        let deadline = tokio::time::Instant::from_std(opened + CLOSED_WITHIN);
+        while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, held.join_next()).await {
+            let (was_closed, at) = joined?;
+            if was_closed {
+                closed += 1;
+                slowest = slowest.max(at);
+            }
+        }
+        held.abort_all();
+        anyhow::Ok((closed, slowest))
+    })?;
+    note(format!(
+        "{IDLE} idle and {SLOW} slow connections opened in {open_took:.2?}; kubectl exec took {exec_took:.2?}; \
+         {closed} closed by the server, the last {slowest:.1?} after opening"
+    ));
+    ensure!(
+        closed == IDLE + SLOW,
+        "only {closed} of {} connections were closed by the server within {CLOSED_WITHIN:?}",
+        IDLE + SLOW
+    );
+    env.delete(pod);
+    Ok(())
+}
+
+/// Raises this process's open file limit to at least `needed`, up to the hard limit.
+fn raise_open_file_limit(needed: usize) -> anyhow::Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    let needed = u64::try_from(needed)?;
+    ensure!(hard >= needed, "the hard open file limit {hard} is below {needed}");
+    if soft < needed {
+        setrlimit(Resource::RLIMIT_NOFILE, needed, hard)?;
+    }
     Ok(())
 }
 

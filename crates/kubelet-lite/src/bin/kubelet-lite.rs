@@ -15,9 +15,23 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let settings = Settings::load(Args::parse()).context("reading the configuration")?;
+    raise_open_file_limit();
     kubelet_lite::agent::run(settings, shutdown_signal())
         .await
         .context("running the node agent")
+}
+
+/// Raises the soft limit on open files to the hard one, as Go programs such as the
+/// kubelet do at start: every connection to the kubelet API takes a descriptor, and the
+/// usual soft limit of 1024 would cap them far below what the server allows.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(err) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(soft, hard, error = %err, "cannot raise the open file limit");
+    }
 }
 
 /// SIGTERM or SIGINT.
