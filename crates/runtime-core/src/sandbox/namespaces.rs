@@ -17,7 +17,8 @@
 //! on a host whose root is shared.
 //!
 //! A pod with a user namespace of its own gets it pinned as a fourth file, `user`, owning
-//! the other three: see [`super::user_namespace`] for how that differs.
+//! the other three: see [`super::user_namespace`] for its ranges and
+//! `pin_files_in_user_namespace` for how pinning differs.
 //!
 //! After a restart, [`is_pinned`] tells whether a recorded file still holds a namespace.
 
@@ -27,15 +28,17 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use cri_api::v1::{NamespaceMode, NamespaceOption};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, umount2};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tracing::{debug, warn};
 
 use super::command::{self, RunError};
-use super::user_namespace::{self, IdMappings};
+use super::user_namespace::IdMappings;
 
 /// The file name of the pinned network namespace in a pod's namespace directory.
 pub const NETWORK_FILE: &str = "net";
@@ -323,7 +326,7 @@ async fn pin_files(
     }
     if let Some(mappings) = &request.user {
         let script = script_args(sh, request, sysctls);
-        user_namespace::pin_files(unshare, sh, dir, pinned, mappings, script, PIN_TIMEOUT).await?;
+        pin_files_in_user_namespace(unshare, sh, dir, pinned, mappings, script, PIN_TIMEOUT).await?;
         return check_pinned(dir, pinned, request);
     }
     let args = unshare_args(pinned, sh, request, sysctls);
@@ -341,6 +344,93 @@ async fn pin_files(
         return Err(failed(format!("unshare {}: {}", output.status, output.stderr_text())));
     }
     check_pinned(dir, pinned, request)
+}
+
+/// Creates the user namespace with `mappings` and the network, IPC and UTS namespaces it
+/// owns, pins all four on the files of `pinned` (which exist and hold nothing), then runs
+/// `script` (`-- sh -c SCRIPT sh PARAMS...`) inside them as the pod's root, in two steps:
+/// 1. `unshare --user --net --ipc --uts -- sh -c 'echo; read _'` creates the four
+///    namespaces and waits. The runtime, root of the host's user namespace (so any ranges
+///    are allowed), writes the shell's `uid_map` and `gid_map`, bind-mounts its four
+///    namespace files onto the pod's, and lets it exit. (util-linux 2.38 cannot do this
+///    on its own: it maps ranges only through `newuidmap`, and it binds a user namespace
+///    from inside it, where the mount is refused.)
+/// 2. `nsenter` enters the four as the pod's root and runs the set-up script (hostname,
+///    `lo`, sysctls): IPC sysctls may only be written by the root of the namespace's owner,
+///    and a hostname is set with `sethostname(2)` (the `hostname` program), since
+///    `/proc/sys/kernel/hostname` is writable by the host's root only.
+///
+/// The caller removes the files if this fails.
+async fn pin_files_in_user_namespace(
+    unshare: &Path,
+    sh: &Path,
+    dir: &Path,
+    pinned: &PinnedNamespaces,
+    mappings: &IdMappings,
+    script: Vec<OsString>,
+    timeout: Duration,
+) -> Result<(), NamespaceError> {
+    let failed = |message: String| NamespaceError::Pin {
+        dir: dir.to_path_buf(),
+        message,
+    };
+    let nsenter = command::find_program("nsenter").ok_or(NamespaceError::MissingProgram { program: "nsenter" })?;
+    let mut holder = tokio::process::Command::new(unshare)
+        .args(pinned.files().map(|(kind, _)| format!("--{kind}")))
+        .arg("--")
+        .arg(sh)
+        .args(["-c", "echo; read _"])
+        .env("PATH", command::search_path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|err| failed(format!("running unshare: {err}")))?;
+    let pid = holder.id().ok_or_else(|| failed("unshare exited at once".into()))?;
+    let (Some(mut input), Some(output), Some(mut errors)) =
+        (holder.stdin.take(), holder.stdout.take(), holder.stderr.take())
+    else {
+        return Err(failed("unshare has no pipes".into()));
+    };
+    let held = tokio::time::timeout(timeout, async {
+        // The shell's first line says the namespaces exist.
+        let mut line = String::new();
+        BufReader::new(output).read_line(&mut line).await?;
+        if line.is_empty() {
+            let mut message = String::new();
+            errors.read_to_string(&mut message).await?;
+            return Err(std::io::Error::other(format!("unshare failed: {}", message.trim())));
+        }
+        let proc = Path::new("/proc").join(pid.to_string());
+        std::fs::write(proc.join("uid_map"), mappings.uid_map())?;
+        std::fs::write(proc.join("gid_map"), mappings.gid_map())?;
+        for (kind, file) in pinned.files() {
+            rustix::mount::mount_bind(proc.join("ns").join(kind), file)?;
+        }
+        input.write_all(b"\n").await?;
+        drop(input);
+        holder.wait().await
+    })
+    .await;
+    match held {
+        Err(_elapsed) => return Err(failed(format!("unshare did not finish within {timeout:?}"))),
+        Ok(Err(err)) => return Err(failed(format!("holding the new namespaces: {err}"))),
+        Ok(Ok(status)) if !status.success() => return Err(failed(format!("unshare {status}"))),
+        Ok(Ok(_)) => {}
+    }
+    let mut args = pinned.options();
+    args.extend(script);
+    let output = command::run(&nsenter, &args, &[], None, timeout)
+        .await
+        .map_err(|err| match err {
+            RunError::Spawn(err) | RunError::Wait(err) => failed(format!("running nsenter: {err}")),
+            RunError::Timeout => failed(format!("nsenter did not finish within {timeout:?}")),
+        })?;
+    if !output.status.success() {
+        return Err(failed(format!("nsenter {}: {}", output.status, output.stderr_text())));
+    }
+    Ok(())
 }
 
 /// Fails unless every file of `pinned` holds a namespace.

@@ -1,8 +1,8 @@
 //! Resource usage: cgroup v1 and v2 readers, CPU rates from successive samples, the size
 //! of writable layers and a pod's network counters.
 //!
-//! - [`cgroup`]: [`cgroup::Hierarchy`] picks [`v1`] (also on hybrid hosts) or [`v2`] and
-//!   reads a cgroup into [`cgroup::CgroupStats`];
+//! - [`hierarchy`]: [`hierarchy::Hierarchy`] picks [`v1`] (also on hybrid hosts) or [`v2`]
+//!   to read a cgroup into [`cgroup::CgroupStats`];
 //! - [`cpu`]: `usage_nano_cores` from the previous sample of each container or pod;
 //! - [`writable_layer`]: bytes and inodes of an overlay upper directory, bounded and
 //!   cached;
@@ -10,7 +10,7 @@
 //! - [`parse`]: the text formats, as pure functions.
 //!
 //! ```
-//! use runtime_core::stats::cgroup::Hierarchy;
+//! use runtime_core::stats::hierarchy::Hierarchy;
 //!
 //! // A container's cgroup, as its OCI `cgroupsPath` names it; it is gone once runc
 //! // deleted the container.
@@ -20,6 +20,7 @@
 
 pub mod cgroup;
 pub mod cpu;
+pub mod hierarchy;
 pub mod network;
 pub mod parse;
 pub mod v1;

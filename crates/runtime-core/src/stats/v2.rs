@@ -76,7 +76,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::stats::cgroup::Hierarchy;
+    use crate::stats::hierarchy::Hierarchy;
 
     fn fixtures() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("src/stats/fixtures/v2")

@@ -12,8 +12,9 @@ use super::container_create::cgroups_path;
 use super::{Pods, labels_match, now_nanos, state_status};
 use crate::container::rootfs::Rootfs;
 use crate::state::container::{ContainerRecord, ContainerState};
-use crate::stats::cgroup::{CgroupError, CgroupStats, CpuTime, Hierarchy, Memory};
+use crate::stats::cgroup::{CgroupError, CgroupStats, CpuTime, Memory};
 use crate::stats::cpu::{CpuSample, CpuSampler};
+use crate::stats::hierarchy::Hierarchy;
 use crate::stats::writable_layer::{LayerUsage, Usage};
 
 /// What stats calls share: the host's cgroup hierarchy, the previous CPU sample of each
