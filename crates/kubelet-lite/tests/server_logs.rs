@@ -1,7 +1,8 @@
 //! `/containerLogs` through the kubelet API against a real CRI runtime: containerd 1.6
 //! runs busybox containers (labelled as the node agent labels them) that write the CRI
-//! log files, and the API finds them through CRI and serves them with the options of
-//! `kubectl logs` (`--tail`, `--timestamps`, `--limit-bytes`, `--previous`, `-f`).
+//! log files, and the API finds them through CRI and streams them with the options of
+//! `kubectl logs` (`--tail`, `--timestamps`, `--limit-bytes`, `--previous`, `-f`), long
+//! lines included.
 //!
 //! One registry, one containerd (bridge `kltapi0`, `198.18.58.0/24`) and one API server
 //! (x509 client certificates of a throw-away CA, AlwaysAllow) are shared by the tests,
@@ -195,6 +196,45 @@ fn follow_streams_until_the_container_exits(env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A line of 1 MiB, which containerd cuts into partial records of 16 KiB and the API
+/// passes on in pieces past 64 KiB instead of holding it: it still comes whole, with one
+/// timestamp, and `tailLines` counts it as one line.
+fn a_line_longer_than_the_partial_line_cap_comes_whole(env: &Env) -> anyhow::Result<()> {
+    let (pod, id) = env.run_pod(
+        "long-line",
+        "x=xxxxxxxx; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17; do x=$x$x; done; \
+         printf %s \"$x\"; echo; echo after",
+    )?;
+    env.wait_for_exit(&id)?;
+    let line = "x".repeat(1 << 20);
+    let all = env.logs_ok(&pod, "")?;
+    ensure!(
+        all == format!("{line}\nafter\n"),
+        "{} bytes: {:?}...",
+        all.len(),
+        &all[..all.len().min(80)]
+    );
+    let tail = env.logs_ok(&pod, "tailLines=2")?;
+    ensure!(tail == all, "tailLines=2 gave {} bytes", tail.len());
+    let last = env.logs_ok(&pod, "tailLines=1")?;
+    ensure!(last == "after\n", "{last:?}");
+    let stamped = env.logs_ok(&pod, "timestamps=true")?;
+    let lines: Vec<&str> = stamped.lines().collect();
+    ensure!(lines.len() == 2, "{} lines with timestamps", lines.len());
+    let (timestamp, content) = lines[0].split_once(' ').context("no timestamp")?;
+    ensure!(
+        timestamp.parse::<jiff::Timestamp>().is_ok() && content == line,
+        "{timestamp:?}"
+    );
+    let limited = env.logs_ok(&pod, "limitBytes=100000")?;
+    ensure!(
+        limited == line[..100_000],
+        "limitBytes=100000 gave {} bytes",
+        limited.len()
+    );
+    Ok(())
+}
+
 fn an_unknown_pod_or_container_is_404(env: &Env) -> anyhow::Result<()> {
     let identity = Identity::Certificate(&env.reader);
     for path in [
@@ -233,6 +273,10 @@ fn main() -> ExitCode {
             Test::new(
                 "follow_streams_until_the_container_exits",
                 follow_streams_until_the_container_exits,
+            ),
+            Test::new(
+                "a_line_longer_than_the_partial_line_cap_comes_whole",
+                a_line_longer_than_the_partial_line_cap_comes_whole,
             ),
             Test::new("an_unknown_pod_or_container_is_404", an_unknown_pod_or_container_is_404),
         ],

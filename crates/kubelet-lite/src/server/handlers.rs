@@ -11,12 +11,13 @@ use tokio::sync::mpsc;
 
 use super::body::{self, Body, json, respond, text};
 use super::error::ApiError;
-use super::logs::{LogOptions, Sink, copy_log};
+use super::logs::{LogFile, LogOptions, copy_log};
 use super::routes::{ContainerRef, Route};
 use super::{State, locate, streams};
 
-/// How many chunks of a followed log wait for a slow client.
-const LOG_CHANNEL_DEPTH: usize = 16;
+/// How many chunks of a log (each about one 64 KiB block of the file) wait for a slow
+/// client: the copy reads on only as the client takes them.
+const LOG_CHANNEL_DEPTH: usize = 4;
 
 /// The content type of the Prometheus text format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -72,7 +73,8 @@ fn cri(state: &State) -> Result<&cri_client::Client, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no container runtime"))
 }
 
-/// `/containerLogs`: the log of the container's current (or previous) instance.
+/// `/containerLogs`: the log of the container's current (or previous) instance, streamed
+/// from its file as the client reads.
 async fn container_logs(
     state: &Arc<State>,
     request: &Request<Incoming>,
@@ -81,28 +83,18 @@ async fn container_logs(
     let options = LogOptions::from_query(request.uri().query().unwrap_or_default(), Timestamp::now())?;
     let cri = cri(state)?.clone();
     let (id, path) = locate::log_file(&cri, &container, options.previous).await?;
-    let not_readable = |err: std::io::Error| ApiError::internal(format!("reading {}: {err}", path.display()));
-    if !options.follow {
-        let mut sink = Sink::Buffer(Vec::new());
-        copy_log(&path, &options, &mut sink, || async { false })
-            .await
-            .map_err(not_readable)?;
-        let Sink::Buffer(bytes) = sink else {
-            return Err(ApiError::internal("log buffer lost"));
-        };
-        return Ok(text(bytes));
-    }
     // Fail before the 200 if the file cannot be opened at all.
-    tokio::fs::metadata(&path).await.map_err(not_readable)?;
+    let log = LogFile::open(path.clone())
+        .await
+        .map_err(|err| ApiError::internal(format!("reading {}: {err}", path.display())))?;
     let (sender, receiver) = mpsc::channel::<Bytes>(LOG_CHANNEL_DEPTH);
     tokio::spawn(async move {
-        let mut sink = Sink::Channel(sender);
         let running = || {
             let (cri, id) = (cri.clone(), id.clone());
             async move { locate::is_running(&cri, &id).await }
         };
-        if let Err(err) = copy_log(&path, &options, &mut sink, running).await {
-            tracing::debug!(path = %path.display(), error = %err, "following a log ended");
+        if let Err(err) = copy_log(log, &options, sender, running).await {
+            tracing::debug!(path = %path.display(), error = %err, "copying a log ended");
         }
     });
     Ok(respond(

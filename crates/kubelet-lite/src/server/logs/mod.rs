@@ -1,9 +1,11 @@
 //! Container logs: the options of `/containerLogs` ([`LogOptions`]), the CRI log format
-//! ([`mod@format`]) and copying a log file to a client ([`copy_log`]).
+//! ([`mod@format`]), finding where `tailLines` starts ([`mod@tail`]) and streaming a log
+//! file to a client ([`copy_log`]).
 
 mod copy;
 pub mod format;
 mod options;
+pub mod tail;
 
-pub use copy::{Sink, copy_log};
+pub use copy::{LogFile, copy_log};
 pub use options::LogOptions;
