@@ -3,7 +3,7 @@
 //! This crate holds what the protocol says and nothing more:
 //!
 //! - [`v1`]: every message and enum of the CRI, generated at build time from this
-//!   repository's `proto/api.proto` (wire-compatible with upstream `k8s.io/cri-api`);
+//!   crate's `proto/api.proto` (wire-compatible with upstream `k8s.io/cri-api`);
 //! - [`client`]: the tonic clients for `RuntimeService` and `ImageService`;
 //! - [`server`]: the service traits a runtime implements and their tonic servers;
 //! - [`unix`]: serving CRI on a unix socket so that *every* real CRI client can call it,
