@@ -13,13 +13,14 @@ use crate::image::hosts::{HostsError, RegistryHosts};
 use crate::image::manager::{ImageError, ImageManager};
 use crate::image::registry::RegistryClient;
 use crate::oci::runc::Runc;
+use crate::pods::{Dirs, Pods, PodsParts};
 use crate::sandbox::cni::{Cni, CniConfig, CniError};
 use crate::service::image::ImageServiceImpl;
-use crate::service::runtime::{Dirs, Pods, PodsParts, RuntimeServiceImpl, StreamingServer};
+use crate::service::runtime::RuntimeServiceImpl;
 use crate::state::{Registry, StateError};
 use crate::store::{Store, StoreError};
-use crate::stream::StreamRuntime;
 use crate::stream::orphan::become_subreaper;
+use crate::stream::{StreamRuntime, StreamingServer};
 
 /// The monitor binary's name; it is looked for next to the running executable.
 const MONITOR_BINARY: &str = "runtime-core-monitor";

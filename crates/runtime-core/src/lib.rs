@@ -5,7 +5,10 @@
 //! - [`daemon::Runtime`] opens the stores a [`config::Config`] names and serves CRI on a
 //!   unix socket (what the `runtime-core` binary does; [`cli`] is its command line;
 //!   `examples/embedded.rs` runs it in-process);
-//! - [`service`]: the CRI services, one file per RPC under `service/runtime/`;
+//! - [`service`]: the CRI gRPC services, thin: they call the domain and map its errors
+//!   onto status codes;
+//! - [`pods`]: the domain of sandboxes and containers, one file per CRI verb, apart from
+//!   gRPC;
 //! - [`image`]: references, registry pulls through mirrors, the content store, layer
 //!   unpacking into snapshot directories, image records;
 //! - [`sandbox`]: a pod's pinned namespaces (no process per pod), CNI and /etc files;
@@ -26,6 +29,7 @@ pub mod image;
 pub mod keyed_lock;
 pub mod monitor;
 pub mod oci;
+pub mod pods;
 pub mod sandbox;
 pub mod service;
 pub mod state;

@@ -4,6 +4,25 @@ use tonic::Status;
 
 use crate::image::manager::ImageError;
 use crate::image::registry::RegistryError;
+use crate::pods::PodsError;
+use crate::state::StateError;
+
+/// The status a CRI caller gets for a pod error: NotFound for an unknown sandbox or
+/// container (or anything else the request names that is missing), AlreadyExists for a
+/// name in use, InvalidArgument for a bad request or an ambiguous id prefix,
+/// FailedPrecondition for a sandbox or container in the wrong state, DeadlineExceeded for
+/// a command that ran out of time, Internal for a failed step or the store.
+pub(crate) fn pods_status(error: &PodsError) -> Status {
+    let message = error.to_string();
+    match error {
+        PodsError::State(StateError::NotFound { .. }) | PodsError::Missing(_) => Status::not_found(message),
+        PodsError::State(StateError::NameReserved { .. }) => Status::already_exists(message),
+        PodsError::State(StateError::Ambiguous { .. }) | PodsError::Invalid(_) => Status::invalid_argument(message),
+        PodsError::WrongState(_) => Status::failed_precondition(message),
+        PodsError::TimedOut(_) => Status::deadline_exceeded(message),
+        PodsError::State(StateError::Store(_)) | PodsError::Failed { .. } => Status::internal(message),
+    }
+}
 
 /// The status a CRI caller gets for an image error: InvalidArgument for a bad name,
 /// NotFound for an image the registry does not have, Unauthenticated when credentials are

@@ -1,8 +1,6 @@
 //! Attach sessions: the client's streams joined to a running container's own stdio,
 //! through its monitor's attach socket (see [`crate::monitor::attach`] for the frames).
 
-use std::path::PathBuf;
-
 use streaming::{Input, Output, Streams, TerminalSize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -11,17 +9,7 @@ use tokio::sync::mpsc;
 
 use super::StreamError;
 use crate::monitor::{self, attach};
-
-/// What an attach session needs to know of its container.
-#[derive(Debug, Clone)]
-pub(crate) struct AttachTarget {
-    /// The monitor's state directory.
-    pub(crate) monitor_dir: PathBuf,
-    /// Whether the container was created with stdin.
-    pub(crate) stdin: bool,
-    /// Whether the container's stdin closes when an attached client's stdin ends.
-    pub(crate) stdin_once: bool,
-}
+use crate::pods::AttachTarget;
 
 /// Attaches `streams` to the container until its output ends (it exited) or the client
 /// goes away.

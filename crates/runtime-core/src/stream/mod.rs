@@ -7,9 +7,10 @@
 //! - [`terminal`] and [`orphan`]: a pty master as a tokio stream, and the detached exec
 //!   process the daemon inherits as child subreaper.
 //!
-//! The CRI calls that hand out the sessions' URLs are `service/runtime/{exec, attach,
-//! port_forward}.rs`; each session looks its container or sandbox up again when it
-//! starts, since the URL may be used a while after it was issued.
+//! The CRI calls that hand out the sessions' URLs are `service/runtime/{container_exec,
+//! container_attach, sandbox_portforward}.rs`; each session looks its container or sandbox
+//! up again ([`crate::pods`]'s stream targets) when it starts, since the URL may be used a
+//! while after it was issued.
 
 mod attach;
 mod exec;
@@ -21,10 +22,8 @@ use std::sync::Arc;
 
 use streaming::{Connection, RuntimeError, Streams};
 
-pub(crate) use attach::AttachTarget;
-
 use crate::oci::runc::RuncError;
-use crate::service::runtime::Pods;
+use crate::pods::{Pods, PodsError};
 
 /// Why a streaming session could not run; the text reaches the client.
 #[derive(Debug, thiserror::Error)]
@@ -59,11 +58,14 @@ pub enum StreamError {
     ClientGone,
 }
 
-impl From<tonic::Status> for StreamError {
-    fn from(status: tonic::Status) -> Self {
-        StreamError::Refused(status.message().to_owned())
+impl From<PodsError> for StreamError {
+    fn from(error: PodsError) -> Self {
+        StreamError::Refused(error.to_string())
     }
 }
+
+/// The streaming server the Exec, Attach and PortForward URLs point at.
+pub type StreamingServer = streaming::Server<StreamRuntime>;
 
 /// runtime-core's sessions for the streaming server.
 #[derive(Debug, Clone)]

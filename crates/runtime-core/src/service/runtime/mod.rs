@@ -1,140 +1,25 @@
-//! The CRI `RuntimeService`: pod sandboxes and containers over pinned namespaces, CNI, runc
-//! and one monitor process per container.
-//!
-//! One file per RPC (or small group), each opening with the method it implements, the way
-//! containerd's CRI server is laid out; this file holds what they share.
+//! The CRI `RuntimeService`: each RPC calls [`crate::pods::Pods`] and maps its errors onto
+//! gRPC status codes (`service::status::pods_status`). The calls that hand out streaming
+//! URLs, and Version, Status and RuntimeConfig, have a file of their own, named as
+//! containerd names them.
 
-mod attach;
-mod container_create;
+mod container_attach;
 mod container_exec;
-mod container_list;
-mod container_log;
-mod container_remove;
-mod container_start;
-mod container_stats;
-mod container_status;
-mod container_stop;
-mod container_update;
-mod exec;
-mod metrics;
-mod port_forward;
-mod reconcile;
-mod sandbox_list;
-mod sandbox_remove;
-mod sandbox_run;
-mod sandbox_stats;
-mod sandbox_status;
-mod sandbox_stop;
+mod sandbox_portforward;
 mod version;
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use cri_api::server::RuntimeService;
 use cri_api::v1::*;
 use tonic::{Request, Response, Status};
 
-use crate::image::digest::Digest;
-use crate::image::manager::ImageManager;
-use crate::keyed_lock::KeyedLocks;
-use crate::oci::runc::Runc;
-use crate::sandbox::cni::Cni;
-use crate::state::{Registry, StateError};
+use super::status::pods_status;
+use crate::pods::{Pods, PodsError};
+use crate::stream::StreamingServer;
 
-pub use exec::StreamingServer;
 pub use version::{RUNTIME_API_VERSION, RUNTIME_NAME};
-
-/// Where the runtime keeps sandbox and container files.
-#[derive(Debug, Clone)]
-pub struct Dirs {
-    /// One directory per sandbox: pinned namespace files, resolv.conf, hostname, hosts.
-    pub sandboxes: PathBuf,
-    /// One OCI bundle per container: config.json, the rootfs mount point, its upper layer.
-    pub containers: PathBuf,
-    /// One directory per container for its monitor: pid, exit record, control channel.
-    pub monitors: PathBuf,
-}
-
-/// Everything the RuntimeService works with.
-#[derive(Debug)]
-pub struct Pods {
-    registry: Registry,
-    images: Arc<ImageManager>,
-    cni: Cni,
-    runtimes: HashMap<String, Runc>,
-    default_runtime: String,
-    monitor_binary: PathBuf,
-    dirs: Dirs,
-    log_max_line: usize,
-    /// Serializes the operations on one sandbox or container id.
-    busy: KeyedLocks<String>,
-    /// What stats calls keep between calls.
-    usage: container_stats::UsageSources,
-}
-
-impl Pods {
-    /// Assembles the pod machinery; call [`Pods::reconcile`] before serving.
-    pub fn new(parts: PodsParts) -> Self {
-        Self {
-            registry: parts.registry,
-            images: parts.images,
-            cni: parts.cni,
-            runtimes: parts.runtimes,
-            default_runtime: parts.default_runtime,
-            monitor_binary: parts.monitor_binary,
-            dirs: parts.dirs,
-            log_max_line: parts.log_max_line,
-            busy: KeyedLocks::default(),
-            usage: container_stats::UsageSources::default(),
-        }
-    }
-
-    /// The OCI runtime of a runtime handler (the default one for an empty name).
-    fn runtime(&self, handler: &str) -> Result<&Runc, Status> {
-        let name = if handler.is_empty() {
-            &self.default_runtime
-        } else {
-            handler
-        };
-        self.runtimes
-            .get(name)
-            .ok_or_else(|| Status::invalid_argument(format!("no runtime handler named {name:?} is configured")))
-    }
-
-    /// The OCI runtime a container runs under.
-    fn runc(&self, container: &crate::state::ContainerRecord) -> Result<&Runc, Status> {
-        self.runtime(&container.runtime_handler)
-    }
-
-    /// The diff ids of the image layers that containers use, which image removal must keep.
-    pub fn layers_in_use(&self) -> HashSet<Digest> {
-        self.registry.containers().into_iter().flat_map(|c| c.layers).collect()
-    }
-}
-
-/// What [`Pods::new`] assembles.
-#[derive(Debug)]
-pub struct PodsParts {
-    /// The sandbox and container records.
-    pub registry: Registry,
-    /// The images containers are made from.
-    pub images: Arc<ImageManager>,
-    /// The pod network.
-    pub cni: Cni,
-    /// The OCI runtime of each runtime handler.
-    pub runtimes: HashMap<String, Runc>,
-    /// The handler for sandboxes that name none.
-    pub default_runtime: String,
-    /// The `runtime-core-monitor` binary.
-    pub monitor_binary: PathBuf,
-    /// Where sandbox and container files go.
-    pub dirs: Dirs,
-    /// The longest line of a log record.
-    pub log_max_line: usize,
-}
 
 /// The `RuntimeService` of runtime-core.
 #[derive(Debug, Clone)]
@@ -157,57 +42,31 @@ impl RuntimeServiceImpl {
     }
 }
 
-/// Now, in nanoseconds since the epoch (the CRI's timestamps).
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
-
-/// The status for a registry error: NotFound, AlreadyExists for a reserved name,
-/// InvalidArgument for an ambiguous id prefix, Internal for the store.
-fn state_status(error: StateError) -> Status {
-    match &error {
-        StateError::NotFound { .. } => Status::not_found(error.to_string()),
-        StateError::NameReserved { .. } => Status::already_exists(error.to_string()),
-        StateError::Ambiguous { .. } => Status::invalid_argument(error.to_string()),
-        StateError::Store(_) => Status::internal(error.to_string()),
-    }
-}
-
-/// An Internal status for a failed step, logged.
-fn internal(step: &str, error: impl std::fmt::Display) -> Status {
-    tracing::warn!(%error, step, "runtime call failed");
-    Status::internal(format!("{step}: {error}"))
+/// A domain answer as a gRPC one.
+fn respond<T>(result: Result<T, PodsError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(|error| pods_status(&error))
 }
 
 /// Runs a call that changes the system on a task of its own, so it finishes (or rolls back)
 /// even when the caller gives up: tonic drops a call's future when its client goes away,
 /// which would otherwise stop a RunPodSandbox between pinning namespaces and undoing them.
 async fn to_completion<T: Send + 'static>(
-    call: impl Future<Output = Result<T, Status>> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::spawn(call)
-        .await
-        .unwrap_or_else(|e| Err(internal("running the call", e)))
-}
-
-/// Whether every label of `selector` is on `labels` with the same value.
-fn labels_match(
-    selector: &std::collections::HashMap<String, String>,
-    labels: &std::collections::HashMap<String, String>,
-) -> bool {
-    selector.iter().all(|(key, value)| labels.get(key) == Some(value))
+    call: impl Future<Output = Result<T, PodsError>> + Send + 'static,
+) -> Result<Response<T>, Status> {
+    match tokio::spawn(call).await {
+        Ok(result) => respond(result),
+        Err(error) => respond(Err(PodsError::failed("running the call", error))),
+    }
 }
 
 #[tonic::async_trait]
 impl RuntimeService for RuntimeServiceImpl {
     async fn version(&self, request: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
-        version::version(request.into_inner()).map(Response::new)
+        Ok(Response::new(version::version(request.into_inner())))
     }
 
     async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        self.pods.status(request.into_inner()).map(Response::new)
+        Ok(Response::new(self.runtime_status(request.into_inner())))
     }
 
     async fn runtime_config(
@@ -222,9 +81,7 @@ impl RuntimeService for RuntimeServiceImpl {
         request: Request<RunPodSandboxRequest>,
     ) -> Result<Response<RunPodSandboxResponse>, Status> {
         let pods = self.pods.clone();
-        to_completion(async move { pods.run_pod_sandbox(request.into_inner()).await })
-            .await
-            .map(Response::new)
+        to_completion(async move { pods.run_pod_sandbox(request.into_inner()).await }).await
     }
 
     async fn stop_pod_sandbox(
@@ -232,9 +89,7 @@ impl RuntimeService for RuntimeServiceImpl {
         request: Request<StopPodSandboxRequest>,
     ) -> Result<Response<StopPodSandboxResponse>, Status> {
         let pods = self.pods.clone();
-        to_completion(async move { pods.stop_pod_sandbox(request.into_inner()).await })
-            .await
-            .map(Response::new)
+        to_completion(async move { pods.stop_pod_sandbox(request.into_inner()).await }).await
     }
 
     async fn remove_pod_sandbox(
@@ -242,16 +97,14 @@ impl RuntimeService for RuntimeServiceImpl {
         request: Request<RemovePodSandboxRequest>,
     ) -> Result<Response<RemovePodSandboxResponse>, Status> {
         let pods = self.pods.clone();
-        to_completion(async move { pods.remove_pod_sandbox(request.into_inner()).await })
-            .await
-            .map(Response::new)
+        to_completion(async move { pods.remove_pod_sandbox(request.into_inner()).await }).await
     }
 
     async fn pod_sandbox_status(
         &self,
         request: Request<PodSandboxStatusRequest>,
     ) -> Result<Response<PodSandboxStatusResponse>, Status> {
-        self.pods.pod_sandbox_status(request.into_inner()).map(Response::new)
+        respond(self.pods.pod_sandbox_status(request.into_inner()))
     }
 
     async fn list_pod_sandbox(
@@ -266,9 +119,7 @@ impl RuntimeService for RuntimeServiceImpl {
         request: Request<CreateContainerRequest>,
     ) -> Result<Response<CreateContainerResponse>, Status> {
         let pods = self.pods.clone();
-        to_completion(async move { pods.create_container(request.into_inner()).await })
-            .await
-            .map(Response::new)
+        to_completion(async move { pods.create_container(request.into_inner()).await }).await
     }
 
     async fn start_container(
@@ -276,9 +127,7 @@ impl RuntimeService for RuntimeServiceImpl {
         request: Request<StartContainerRequest>,
     ) -> Result<Response<StartContainerResponse>, Status> {
         let pods = self.pods.clone();
-        to_completion(async move { pods.start_container(request.into_inner()).await })
-            .await
-            .map(Response::new)
+        to_completion(async move { pods.start_container(request.into_inner()).await }).await
     }
 
     async fn stop_container(
@@ -286,9 +135,7 @@ impl RuntimeService for RuntimeServiceImpl {
         request: Request<StopContainerRequest>,
     ) -> Result<Response<StopContainerResponse>, Status> {
         let pods = self.pods.clone();
-        to_completion(async move { pods.stop_container(request.into_inner()).await })
-            .await
-            .map(Response::new)
+        to_completion(async move { pods.stop_container(request.into_inner()).await }).await
     }
 
     async fn remove_container(
@@ -296,75 +143,61 @@ impl RuntimeService for RuntimeServiceImpl {
         request: Request<RemoveContainerRequest>,
     ) -> Result<Response<RemoveContainerResponse>, Status> {
         let pods = self.pods.clone();
-        to_completion(async move { pods.remove_container(request.into_inner()).await })
-            .await
-            .map(Response::new)
+        to_completion(async move { pods.remove_container(request.into_inner()).await }).await
     }
 
     async fn list_containers(
         &self,
         request: Request<ListContainersRequest>,
     ) -> Result<Response<ListContainersResponse>, Status> {
-        self.pods.list_containers(request.into_inner()).map(Response::new)
+        respond(self.pods.list_containers(request.into_inner()))
     }
 
     async fn container_status(
         &self,
         request: Request<ContainerStatusRequest>,
     ) -> Result<Response<ContainerStatusResponse>, Status> {
-        self.pods.container_status(request.into_inner()).map(Response::new)
+        respond(self.pods.container_status(request.into_inner()))
     }
 
     async fn update_container_resources(
         &self,
         request: Request<UpdateContainerResourcesRequest>,
     ) -> Result<Response<UpdateContainerResourcesResponse>, Status> {
-        self.pods
-            .update_container_resources(request.into_inner())
-            .await
-            .map(Response::new)
+        respond(self.pods.update_container_resources(request.into_inner()).await)
     }
 
     async fn reopen_container_log(
         &self,
         request: Request<ReopenContainerLogRequest>,
     ) -> Result<Response<ReopenContainerLogResponse>, Status> {
-        self.pods
-            .reopen_container_log(request.into_inner())
-            .await
-            .map(Response::new)
+        respond(self.pods.reopen_container_log(request.into_inner()).await)
     }
 
     async fn exec(&self, request: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
-        self.pods
-            .exec(request.into_inner(), self.streaming.as_ref())
-            .map(Response::new)
+        self.exec_url(request.into_inner()).map(Response::new)
     }
 
     async fn attach(&self, request: Request<AttachRequest>) -> Result<Response<AttachResponse>, Status> {
-        self.pods
-            .attach(request.into_inner(), self.streaming.as_ref())
-            .map(Response::new)
+        self.attach_url(request.into_inner()).map(Response::new)
     }
 
     async fn port_forward(
         &self,
         request: Request<PortForwardRequest>,
     ) -> Result<Response<PortForwardResponse>, Status> {
-        self.pods
-            .port_forward(request.into_inner(), self.streaming.as_ref())
-            .map(Response::new)
+        self.port_forward_url(request.into_inner()).map(Response::new)
     }
 
     async fn exec_sync(&self, request: Request<ExecSyncRequest>) -> Result<Response<ExecSyncResponse>, Status> {
-        self.pods.exec_sync(request.into_inner()).await.map(Response::new)
+        respond(self.pods.exec_sync(request.into_inner()).await)
     }
 
     async fn container_stats(
         &self,
         request: Request<ContainerStatsRequest>,
     ) -> Result<Response<ContainerStatsResponse>, Status> {
-        self.pods.container_stats(request.into_inner()).map(Response::new)
+        respond(self.pods.container_stats(request.into_inner()))
     }
 
     async fn list_container_stats(
@@ -378,10 +211,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         request: Request<PodSandboxStatsRequest>,
     ) -> Result<Response<PodSandboxStatsResponse>, Status> {
-        self.pods
-            .pod_sandbox_stats(request.into_inner())
-            .await
-            .map(Response::new)
+        respond(self.pods.pod_sandbox_stats(request.into_inner()).await)
     }
 
     async fn list_pod_sandbox_stats(

@@ -1,12 +1,10 @@
 //! Version, Status and RuntimeConfig: what the runtime is and whether it can run pods.
 
+use super::RuntimeServiceImpl;
 use cri_api::v1::{
     CgroupDriver, LinuxRuntimeConfiguration, RuntimeCondition, RuntimeConfigResponse, RuntimeStatus, StatusRequest,
     StatusResponse, VersionRequest, VersionResponse,
 };
-use tonic::Status;
-
-use super::Pods;
 
 /// The runtime's name in `Version`.
 pub const RUNTIME_NAME: &str = "runtime-core";
@@ -20,13 +18,13 @@ const RUNTIME_READY: &str = "RuntimeReady";
 const NETWORK_READY: &str = "NetworkReady";
 
 /// Version: the runtime's name and version and the CRI version.
-pub(super) fn version(_: VersionRequest) -> Result<VersionResponse, Status> {
-    Ok(VersionResponse {
+pub(super) fn version(_: VersionRequest) -> VersionResponse {
+    VersionResponse {
         version: KUBELET_API_VERSION.into(),
         runtime_name: RUNTIME_NAME.into(),
         runtime_version: env!("CARGO_PKG_VERSION").into(),
         runtime_api_version: RUNTIME_API_VERSION.into(),
-    })
+    }
 }
 
 /// RuntimeConfig: this runtime manages cgroups through cgroupfs, not systemd.
@@ -38,11 +36,11 @@ pub(super) fn runtime_config() -> RuntimeConfigResponse {
     }
 }
 
-impl Pods {
+impl RuntimeServiceImpl {
     /// Status: RuntimeReady always (the daemon answers), NetworkReady when a CNI network is
     /// configured and its plugins are present.
-    pub(super) fn status(&self, _: StatusRequest) -> Result<StatusResponse, Status> {
-        let network = match self.cni.network_ready() {
+    pub(super) fn runtime_status(&self, _: StatusRequest) -> StatusResponse {
+        let network = match self.pods.network_ready() {
             Ok(()) => RuntimeCondition {
                 r#type: NETWORK_READY.into(),
                 status: true,
@@ -60,11 +58,11 @@ impl Pods {
             status: true,
             ..Default::default()
         };
-        Ok(StatusResponse {
+        StatusResponse {
             status: Some(RuntimeStatus {
                 conditions: vec![runtime, network],
             }),
             ..Default::default()
-        })
+        }
     }
 }

@@ -5,9 +5,8 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use cri_api::v1::{NamespaceMode, PodSandboxConfig, RunPodSandboxRequest, RunPodSandboxResponse};
-use tonic::Status;
 
-use super::{Pods, internal, now_nanos, state_status};
+use super::{Pods, PodsError, now_nanos};
 use crate::sandbox::cni::{Attachment, PortMapping};
 use crate::sandbox::namespaces::PinRequest;
 use crate::sandbox::user_namespace::IdMappings;
@@ -25,13 +24,11 @@ impl Pods {
     /// the pod uses the host's, and writes resolv.conf, hostname and hosts. A failure undoes
     /// every step already done, and the name is free again.
     #[tracing::instrument(skip_all, fields(pod = %SandboxRecord::name_of(request.config.as_ref().unwrap_or(&Default::default()))))]
-    pub(super) async fn run_pod_sandbox(&self, request: RunPodSandboxRequest) -> Result<RunPodSandboxResponse, Status> {
-        let config = request
-            .config
-            .ok_or_else(|| Status::invalid_argument("config must be set"))?;
+    pub async fn run_pod_sandbox(&self, request: RunPodSandboxRequest) -> Result<RunPodSandboxResponse, PodsError> {
+        let config = request.config.ok_or_else(|| PodsError::invalid("config must be set"))?;
         validate(&config)?;
         self.runtime(&request.runtime_handler)?;
-        let id = new_id().map_err(|e| internal("making an id", e))?;
+        let id = new_id().map_err(|e| PodsError::failed("making an id", e))?;
         let _busy = self.busy.lock(id.clone()).await;
         let dir = self.dirs.sandboxes.join(&id);
         let record = SandboxRecord {
@@ -60,7 +57,7 @@ impl Pods {
         };
         // The record goes first: it reserves the name, and a crash from here on leaves
         // something reconcile can find and clean up.
-        self.registry.add_sandbox(record.clone()).map_err(state_status)?;
+        self.registry.add_sandbox(record.clone())?;
         match self.set_up_sandbox(&record, &dir).await {
             Ok(()) => Ok(RunPodSandboxResponse { pod_sandbox_id: id }),
             Err(status) => {
@@ -73,9 +70,9 @@ impl Pods {
     }
 
     /// The steps of RunPodSandbox after the name is reserved.
-    async fn set_up_sandbox(&self, record: &SandboxRecord, dir: &Path) -> Result<(), Status> {
+    async fn set_up_sandbox(&self, record: &SandboxRecord, dir: &Path) -> Result<(), PodsError> {
         let config = &record.config;
-        std::fs::create_dir_all(dir).map_err(|e| internal("creating the sandbox directory", e))?;
+        std::fs::create_dir_all(dir).map_err(|e| PodsError::failed("creating the sandbox directory", e))?;
         let linux = config.linux.as_ref();
         let options = linux
             .and_then(|l| l.security_context.as_ref())
@@ -87,29 +84,27 @@ impl Pods {
             // The request itself is at fault: the kubelet must not retry it as it is.
             namespaces::NamespaceError::InvalidHostname { .. }
             | namespaces::NamespaceError::Sysctl { .. }
-            | namespaces::NamespaceError::UserWithHostNamespaces => Status::invalid_argument(e.to_string()),
-            e => internal("pinning the pod's namespaces", e),
+            | namespaces::NamespaceError::UserWithHostNamespaces => PodsError::invalid(e.to_string()),
+            e => PodsError::failed("pinning the pod's namespaces", e),
         })?;
-        self.registry
-            .update_sandbox(&record.id, |r| {
-                r.netns = pinned.network.clone();
-                r.ipc_ns = Some(pinned.ipc.clone());
-                r.uts_ns = Some(pinned.uts.clone());
-                r.user_ns = pinned.user.clone();
-            })
-            .map_err(state_status)?;
+        self.registry.update_sandbox(&record.id, |r| {
+            r.netns = pinned.network.clone();
+            r.ipc_ns = Some(pinned.ipc.clone());
+            r.uts_ns = Some(pinned.uts.clone());
+            r.user_ns = pinned.user.clone();
+        })?;
         if namespace_mode(config, |o| o.pid) == NamespaceMode::Pod {
             let holder = pid_holder::start(&self.monitor_binary, dir, pinned.user.as_deref())
                 .await
-                .map_err(|e| internal("starting the pod's PID namespace", e))?;
+                .map_err(|e| PodsError::failed("starting the pod's PID namespace", e))?;
             self.registry
-                .update_sandbox(&record.id, |r| r.pid_holder = Some(holder))
-                .map_err(state_status)?;
+                .update_sandbox(&record.id, |r| r.pid_holder = Some(holder))?;
         }
 
         files::write_resolv_conf(&dir.join("resolv.conf"), config.dns_config.as_ref())
-            .map_err(|e| internal("writing resolv.conf", e))?;
-        files::write_hostname(&dir.join("hostname"), &config.hostname).map_err(|e| internal("writing hostname", e))?;
+            .map_err(|e| PodsError::failed("writing resolv.conf", e))?;
+        files::write_hostname(&dir.join("hostname"), &config.hostname)
+            .map_err(|e| PodsError::failed("writing hostname", e))?;
 
         let mut ips: Vec<IpAddr> = Vec::new();
         if let Some(netns) = &pinned.network {
@@ -118,21 +113,18 @@ impl Pods {
                 .cni
                 .add(&attachment)
                 .await
-                .map_err(|e| internal("attaching the pod network", e))?;
+                .map_err(|e| PodsError::failed("attaching the pod network", e))?;
             self.registry
-                .update_sandbox(&record.id, |r| r.status.network_attached = true)
-                .map_err(state_status)?;
+                .update_sandbox(&record.id, |r| r.status.network_attached = true)?;
             ips = network.ips;
         }
         files::write_hosts(&dir.join("hosts"), &config.hostname, ips.first().copied())
-            .map_err(|e| internal("writing hosts", e))?;
-        self.registry
-            .update_sandbox(&record.id, |r| {
-                r.status.state = SandboxState::Ready;
-                r.status.ip = ips.first().map(ToString::to_string);
-                r.status.additional_ips = ips.iter().skip(1).map(ToString::to_string).collect();
-            })
-            .map_err(state_status)?;
+            .map_err(|e| PodsError::failed("writing hosts", e))?;
+        self.registry.update_sandbox(&record.id, |r| {
+            r.status.state = SandboxState::Ready;
+            r.status.ip = ips.first().map(ToString::to_string);
+            r.status.additional_ips = ips.iter().skip(1).map(ToString::to_string).collect();
+        })?;
         Ok(())
     }
 }
@@ -168,14 +160,14 @@ pub(super) fn namespace_mode(
 
 /// The ranges of the pod's own user namespace, if it asks for one (InvalidArgument for a
 /// request this runtime cannot honour).
-fn user_namespace(config: &PodSandboxConfig) -> Result<Option<IdMappings>, Status> {
-    IdMappings::of_pod(config).map_err(|reason| Status::invalid_argument(format!("user namespace: {reason}")))
+fn user_namespace(config: &PodSandboxConfig) -> Result<Option<IdMappings>, PodsError> {
+    IdMappings::of_pod(config).map_err(|reason| PodsError::invalid(format!("user namespace: {reason}")))
 }
 
 /// A sandbox config must name the pod (name, namespace and uid); a pod with its own user
 /// namespace cannot share the host's network, IPC or PID namespace (as Kubernetes
 /// validates `hostUsers: false`).
-fn validate(config: &PodSandboxConfig) -> Result<(), Status> {
+fn validate(config: &PodSandboxConfig) -> Result<(), PodsError> {
     if user_namespace(config)?.is_some() {
         let shared: Vec<&str> = [
             ("network", namespace_mode(config, |o| o.network)),
@@ -187,7 +179,7 @@ fn validate(config: &PodSandboxConfig) -> Result<(), Status> {
         .map(|(name, _)| name)
         .collect();
         if !shared.is_empty() {
-            return Err(Status::invalid_argument(format!(
+            return Err(PodsError::invalid(format!(
                 "user namespace: a pod with its own user namespace cannot use the host's {} namespace",
                 shared.join(" and ")
             )));
@@ -196,14 +188,14 @@ fn validate(config: &PodSandboxConfig) -> Result<(), Status> {
     let metadata = config
         .metadata
         .as_ref()
-        .ok_or_else(|| Status::invalid_argument("metadata must be set"))?;
+        .ok_or_else(|| PodsError::invalid("metadata must be set"))?;
     for (field, value) in [
         ("name", &metadata.name),
         ("namespace", &metadata.namespace),
         ("uid", &metadata.uid),
     ] {
         if value.is_empty() {
-            return Err(Status::invalid_argument(format!("metadata.{field} must be set")));
+            return Err(PodsError::invalid(format!("metadata.{field} must be set")));
         }
     }
     Ok(())

@@ -6,10 +6,9 @@ use cri_api::v1::{
     FilesystemIdentifier, FilesystemUsage, ListContainerStatsRequest, ListContainerStatsResponse, MemoryUsage,
     SwapUsage, UInt64Value,
 };
-use tonic::Status;
 
 use super::container_create::cgroups_path;
-use super::{Pods, labels_match, now_nanos, state_status};
+use super::{Pods, PodsError, labels_match, now_nanos};
 use crate::container::rootfs::Rootfs;
 use crate::state::container::{ContainerRecord, ContainerState};
 use crate::stats::cgroup::{CgroupError, CgroupStats, CpuTime, Memory};
@@ -48,8 +47,8 @@ pub(super) struct ContainerSample {
 impl Pods {
     /// ContainerStats: NotFound for an unknown id. A container that is not running has
     /// only what is left of it (its writable layer; its cgroup is gone).
-    pub(super) fn container_stats(&self, request: ContainerStatsRequest) -> Result<ContainerStatsResponse, Status> {
-        let container = self.registry.container(&request.container_id).map_err(state_status)?;
+    pub fn container_stats(&self, request: ContainerStatsRequest) -> Result<ContainerStatsResponse, PodsError> {
+        let container = self.registry.container(&request.container_id)?;
         Ok(ContainerStatsResponse {
             stats: Some(self.sample_container(&container).stats),
         })
@@ -57,7 +56,7 @@ impl Pods {
 
     /// ListContainerStats: the running containers that match every field of the filter
     /// that is set (id or unique id prefix, sandbox id or prefix, labels).
-    pub(super) fn list_container_stats(&self, request: ListContainerStatsRequest) -> ListContainerStatsResponse {
+    pub fn list_container_stats(&self, request: ListContainerStatsRequest) -> ListContainerStatsResponse {
         let filter = request.filter.unwrap_or_default();
         let stats = self
             .running_containers(&filter)

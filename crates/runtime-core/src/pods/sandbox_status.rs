@@ -6,19 +6,15 @@ use cri_api::v1::{
     LinuxPodSandboxStatus, Namespace, NamespaceOption, PodIp, PodSandboxNetworkStatus, PodSandboxState,
     PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse,
 };
-use tonic::Status;
 
-use super::{Pods, state_status};
+use super::{Pods, PodsError};
 use crate::state::sandbox::{SandboxRecord, SandboxState};
 
 impl Pods {
     /// PodSandboxStatus: state, creation time, network, namespace options, labels and
     /// annotations; NotFound for an unknown id. Verbose adds the record as JSON under `info`.
-    pub(super) fn pod_sandbox_status(
-        &self,
-        request: PodSandboxStatusRequest,
-    ) -> Result<PodSandboxStatusResponse, Status> {
-        let sandbox = self.registry.sandbox(&request.pod_sandbox_id).map_err(state_status)?;
+    pub fn pod_sandbox_status(&self, request: PodSandboxStatusRequest) -> Result<PodSandboxStatusResponse, PodsError> {
+        let sandbox = self.registry.sandbox(&request.pod_sandbox_id)?;
         let mut info = HashMap::new();
         if request.verbose {
             let verbose = serde_json::json!({

@@ -1,9 +1,8 @@
 //! RemovePodSandbox: remove the pod's containers and everything the sandbox held.
 
 use cri_api::v1::{RemovePodSandboxRequest, RemovePodSandboxResponse, StopPodSandboxRequest};
-use tonic::Status;
 
-use super::{Pods, internal, state_status};
+use super::{Pods, PodsError};
 use crate::state::StateError;
 
 impl Pods {
@@ -13,14 +12,14 @@ impl Pods {
     /// api.proto: "This call is idempotent, and must not return an error if the sandbox has
     /// already been removed."
     #[tracing::instrument(skip_all, fields(sandbox = %request.pod_sandbox_id))]
-    pub(super) async fn remove_pod_sandbox(
+    pub async fn remove_pod_sandbox(
         &self,
         request: RemovePodSandboxRequest,
-    ) -> Result<RemovePodSandboxResponse, Status> {
+    ) -> Result<RemovePodSandboxResponse, PodsError> {
         let id = match self.registry.sandbox(&request.pod_sandbox_id) {
             Ok(sandbox) => sandbox.id,
             Err(StateError::NotFound { .. }) => return Ok(RemovePodSandboxResponse {}),
-            Err(e) => return Err(state_status(e)),
+            Err(e) => return Err(e.into()),
         };
         self.stop_pod_sandbox(StopPodSandboxRequest {
             pod_sandbox_id: id.clone(),
@@ -30,14 +29,14 @@ impl Pods {
         for container in self.registry.containers_of(&id) {
             self.remove_container_files(&container.id).await?;
         }
-        let sandbox = self.registry.sandbox(&id).map_err(state_status)?;
+        let sandbox = self.registry.sandbox(&id)?;
         match std::fs::remove_dir_all(&sandbox.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(internal("removing the sandbox directory", e));
+                return Err(PodsError::failed("removing the sandbox directory", e));
             }
             _ => {}
         }
-        self.registry.remove_sandbox(&id).map_err(state_status)?;
+        self.registry.remove_sandbox(&id)?;
         Ok(RemovePodSandboxResponse {})
     }
 }

@@ -10,10 +10,9 @@ use cri_api::v1::{
     LinuxPodSandboxStats, ListPodSandboxStatsRequest, ListPodSandboxStatsResponse, NetworkInterfaceUsage, NetworkUsage,
     PodSandboxAttributes, PodSandboxStats, PodSandboxStatsRequest, PodSandboxStatsResponse, ProcessUsage, UInt64Value,
 };
-use tonic::Status;
 
 use super::container_stats::{ContainerSample, memory_usage};
-use super::{Pods, labels_match, now_nanos, state_status};
+use super::{Pods, PodsError, labels_match, now_nanos};
 use crate::state::container::ContainerState;
 use crate::state::sandbox::{SandboxRecord, SandboxState};
 use crate::stats::cgroup::{CgroupStats, CpuTime, Memory};
@@ -30,11 +29,11 @@ pub(super) struct SandboxSample {
 impl Pods {
     /// PodSandboxStats: NotFound for an unknown id. A pod that is not ready has no network
     /// to read.
-    pub(super) async fn pod_sandbox_stats(
+    pub async fn pod_sandbox_stats(
         &self,
         request: PodSandboxStatsRequest,
-    ) -> Result<PodSandboxStatsResponse, Status> {
-        let sandbox = self.registry.sandbox(&request.pod_sandbox_id).map_err(state_status)?;
+    ) -> Result<PodSandboxStatsResponse, PodsError> {
+        let sandbox = self.registry.sandbox(&request.pod_sandbox_id)?;
         Ok(PodSandboxStatsResponse {
             stats: Some(self.sample_sandbox(&sandbox).await.stats),
         })
@@ -42,10 +41,7 @@ impl Pods {
 
     /// ListPodSandboxStats: the ready pods that match every field of the filter that is set
     /// (id or unique id prefix, labels).
-    pub(super) async fn list_pod_sandbox_stats(
-        &self,
-        request: ListPodSandboxStatsRequest,
-    ) -> ListPodSandboxStatsResponse {
+    pub async fn list_pod_sandbox_stats(&self, request: ListPodSandboxStatsRequest) -> ListPodSandboxStatsResponse {
         let filter = request.filter.unwrap_or_default();
         let wanted_id = if filter.id.is_empty() {
             None

@@ -1,9 +1,8 @@
 //! UpdateContainerResources: new cgroup limits for a container.
 
 use cri_api::v1::{UpdateContainerResourcesRequest, UpdateContainerResourcesResponse};
-use tonic::Status;
 
-use super::{Pods, internal, state_status};
+use super::{Pods, PodsError};
 use crate::container::spec;
 use crate::state::container::ContainerState;
 
@@ -11,31 +10,29 @@ impl Pods {
     /// UpdateContainerResources: applied to a running container through `runc update` and
     /// kept in the record, so a container started later gets them too.
     #[tracing::instrument(skip_all, fields(container = %request.container_id))]
-    pub(super) async fn update_container_resources(
+    pub async fn update_container_resources(
         &self,
         request: UpdateContainerResourcesRequest,
-    ) -> Result<UpdateContainerResourcesResponse, Status> {
+    ) -> Result<UpdateContainerResourcesResponse, PodsError> {
         let Some(resources) = request.linux else {
             return Ok(UpdateContainerResourcesResponse {});
         };
-        let container = self.registry.container(&request.container_id).map_err(state_status)?;
+        let container = self.registry.container(&request.container_id)?;
         let _busy = self.busy.lock(container.id.clone()).await;
         let container = self.refresh_container(&container.id)?;
         if container.status.state == ContainerState::Running {
-            let json =
-                serde_json::to_vec(&spec::resources(&resources)).map_err(|e| internal("encoding resources", e))?;
+            let json = serde_json::to_vec(&spec::resources(&resources))
+                .map_err(|e| PodsError::failed("encoding resources", e))?;
             self.runc(&container)?
                 .update(&container.id, &json)
                 .await
-                .map_err(|e| internal("updating resources", e))?;
+                .map_err(|e| PodsError::failed("updating resources", e))?;
         }
-        self.registry
-            .update_container(&container.id, |c| {
-                if let Some(linux) = c.config.linux.as_mut() {
-                    linux.resources = Some(resources);
-                }
-            })
-            .map_err(state_status)?;
+        self.registry.update_container(&container.id, |c| {
+            if let Some(linux) = c.config.linux.as_mut() {
+                linux.resources = Some(resources);
+            }
+        })?;
         Ok(UpdateContainerResourcesResponse {})
     }
 }

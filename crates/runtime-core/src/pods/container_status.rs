@@ -3,20 +3,16 @@
 use std::collections::HashMap;
 
 use cri_api::v1::{ContainerResources, ContainerStatus, ContainerStatusRequest, ContainerStatusResponse, ImageSpec};
-use tonic::Status;
 
-use super::Pods;
+use super::{Pods, PodsError};
 use crate::state::container::ContainerRecord;
 
 impl Pods {
     /// ContainerStatus: state, times, exit code and reason, image, mounts, log path, labels
     /// and annotations; NotFound for an unknown id. Verbose adds the pid and bundle as JSON
     /// under `info`.
-    pub(super) fn container_status(&self, request: ContainerStatusRequest) -> Result<ContainerStatusResponse, Status> {
-        let container = self
-            .registry
-            .container(&request.container_id)
-            .map_err(super::state_status)?;
+    pub fn container_status(&self, request: ContainerStatusRequest) -> Result<ContainerStatusResponse, PodsError> {
+        let container = self.registry.container(&request.container_id)?;
         let container = self.refresh_container(&container.id)?;
         let mut info = HashMap::new();
         if request.verbose {

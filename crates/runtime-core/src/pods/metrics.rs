@@ -203,7 +203,7 @@ impl Family {
 
 impl Pods {
     /// ListMetricDescriptors: every metric ListPodSandboxMetrics reports.
-    pub(super) fn list_metric_descriptors(&self, _: ListMetricDescriptorsRequest) -> ListMetricDescriptorsResponse {
+    pub fn list_metric_descriptors(&self, _: ListMetricDescriptorsRequest) -> ListMetricDescriptorsResponse {
         let descriptors = FAMILIES
             .iter()
             .map(|family| MetricDescriptor {
@@ -217,10 +217,7 @@ impl Pods {
 
     /// ListPodSandboxMetrics: the metrics of every ready pod, its network's per interface,
     /// its running containers' each.
-    pub(super) async fn list_pod_sandbox_metrics(
-        &self,
-        _: ListPodSandboxMetricsRequest,
-    ) -> ListPodSandboxMetricsResponse {
+    pub async fn list_pod_sandbox_metrics(&self, _: ListPodSandboxMetricsRequest) -> ListPodSandboxMetricsResponse {
         let mut pod_metrics = Vec::new();
         for sandbox in self.ready_sandboxes() {
             let sample = self.sample_sandbox(&sandbox).await;

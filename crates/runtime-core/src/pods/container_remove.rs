@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use cri_api::v1::{RemoveContainerRequest, RemoveContainerResponse};
-use tonic::Status;
 
-use super::{Pods, internal, state_status};
+use super::{Pods, PodsError};
 use crate::container::mounts;
 use crate::state::StateError;
 
@@ -16,14 +15,14 @@ impl Pods {
     /// api.proto: "This call is idempotent, and must not return an error if the container
     /// has already been removed."
     #[tracing::instrument(skip_all, fields(container = %request.container_id))]
-    pub(super) async fn remove_container(
+    pub async fn remove_container(
         &self,
         request: RemoveContainerRequest,
-    ) -> Result<RemoveContainerResponse, Status> {
+    ) -> Result<RemoveContainerResponse, PodsError> {
         let id = match self.registry.container(&request.container_id) {
             Ok(container) => container.id,
             Err(StateError::NotFound { .. }) => return Ok(RemoveContainerResponse {}),
-            Err(e) => return Err(state_status(e)),
+            Err(e) => return Err(e.into()),
         };
         let _busy = self.busy.lock(id.clone()).await;
         self.remove_container_files(&id).await?;
@@ -32,21 +31,21 @@ impl Pods {
 
     /// Kills the container if it runs, deletes it from runc, unmounts its rootfs, removes its
     /// bundle and monitor directories and its record.
-    pub(super) async fn remove_container_files(&self, id: &str) -> Result<(), Status> {
+    pub(super) async fn remove_container_files(&self, id: &str) -> Result<(), PodsError> {
         self.stop_container_process(id, Duration::ZERO).await?;
-        let container = self.registry.container(id).map_err(state_status)?;
+        let container = self.registry.container(id)?;
         // The monitor deletes runc's state when the container exits; only a container that
         // never ran, or whose monitor died, still needs it.
         let runc = self.runc(&container)?;
         if runc.knows(id) {
             runc.delete(id, true)
                 .await
-                .map_err(|e| internal("deleting the container from runc", e))?;
+                .map_err(|e| PodsError::failed("deleting the container from runc", e))?;
         }
         // The rootfs and any id-mapped mounts come down before a file is removed.
         for dir in [&container.bundle, &container.monitor_dir] {
-            mounts::remove_unmounted(dir).map_err(|e| internal("removing container files", e))?;
+            mounts::remove_unmounted(dir).map_err(|e| PodsError::failed("removing container files", e))?;
         }
-        self.registry.remove_container(id).map_err(state_status)
+        self.registry.remove_container(id).map_err(PodsError::from)
     }
 }

@@ -1,9 +1,8 @@
 //! StartContainer: a monitor process creates the container with runc, then runc starts it.
 
 use cri_api::v1::{StartContainerRequest, StartContainerResponse};
-use tonic::Status;
 
-use super::{Pods, internal, now_nanos, state_status};
+use super::{Pods, PodsError, now_nanos};
 use crate::monitor::{self, MonitorConfig};
 use crate::state::container::ContainerState;
 
@@ -16,15 +15,12 @@ impl Pods {
     /// restart of the daemon. A failed start leaves the container Exited with reason
     /// `StartError`, as containerd does, so the kubelet sees why.
     #[tracing::instrument(skip_all, fields(container = %request.container_id))]
-    pub(super) async fn start_container(
-        &self,
-        request: StartContainerRequest,
-    ) -> Result<StartContainerResponse, Status> {
-        let container = self.registry.container(&request.container_id).map_err(state_status)?;
+    pub async fn start_container(&self, request: StartContainerRequest) -> Result<StartContainerResponse, PodsError> {
+        let container = self.registry.container(&request.container_id)?;
         let _busy = self.busy.lock(container.id.clone()).await;
-        let container = self.registry.container(&container.id).map_err(state_status)?;
+        let container = self.registry.container(&container.id)?;
         if container.status.state != ContainerState::Created {
-            return Err(Status::failed_precondition(format!(
+            return Err(PodsError::wrong_state(format!(
                 "container {} is {:?}, only a created container can start",
                 container.id, container.status.state
             )));
@@ -54,13 +50,11 @@ impl Pods {
         .await;
         match started {
             Ok((started, started_at)) => {
-                self.registry
-                    .update_container(&container.id, |c| {
-                        c.status.state = ContainerState::Running;
-                        c.status.pid = started.container_pid;
-                        c.status.started_at = started_at;
-                    })
-                    .map_err(state_status)?;
+                self.registry.update_container(&container.id, |c| {
+                    c.status.state = ContainerState::Running;
+                    c.status.pid = started.container_pid;
+                    c.status.started_at = started_at;
+                })?;
                 Ok(StartContainerResponse {})
             }
             Err(message) => {
@@ -70,7 +64,7 @@ impl Pods {
                     c.status.reason = "StartError".into();
                     c.status.message = message.clone();
                 });
-                Err(internal("starting the container", message))
+                Err(PodsError::failed("starting the container", message))
             }
         }
     }

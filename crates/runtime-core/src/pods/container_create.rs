@@ -3,10 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use cri_api::v1::{CreateContainerRequest, CreateContainerResponse, NamespaceMode};
-use tonic::Status;
 
 use super::sandbox_run::namespace_mode;
-use super::{Pods, internal, now_nanos, state_status};
+use super::{Pods, PodsError, now_nanos};
 use crate::container::idmap::{self, BIND_MOUNTS_DIR};
 use crate::container::mounts;
 use crate::container::rootfs::{IdmappedRoot, Rootfs};
@@ -35,40 +34,35 @@ impl Pods {
     /// layers under a fresh upper directory) and writes its OCI spec. Nothing runs yet: the
     /// process starts with StartContainer, as with containerd. A failure undoes each step.
     #[tracing::instrument(skip_all, fields(sandbox = %request.pod_sandbox_id))]
-    pub(super) async fn create_container(
+    pub async fn create_container(
         &self,
         request: CreateContainerRequest,
-    ) -> Result<CreateContainerResponse, Status> {
-        let config = request
-            .config
-            .ok_or_else(|| Status::invalid_argument("config must be set"))?;
+    ) -> Result<CreateContainerResponse, PodsError> {
+        let config = request.config.ok_or_else(|| PodsError::invalid("config must be set"))?;
         let name = config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
         if name.is_empty() {
-            return Err(Status::invalid_argument("metadata.name must be set"));
+            return Err(PodsError::invalid("metadata.name must be set"));
         }
         let image_name = config.image.as_ref().map(|i| i.image.clone()).unwrap_or_default();
         if image_name.is_empty() {
-            return Err(Status::invalid_argument("image must be set"));
+            return Err(PodsError::invalid("image must be set"));
         }
-        let sandbox = self.registry.sandbox(&request.pod_sandbox_id).map_err(state_status)?;
+        let sandbox = self.registry.sandbox(&request.pod_sandbox_id)?;
         if sandbox.status.state != SandboxState::Ready {
-            return Err(Status::failed_precondition(format!(
-                "sandbox {} is not ready",
-                sandbox.id
-            )));
+            return Err(PodsError::wrong_state(format!("sandbox {} is not ready", sandbox.id)));
         }
         let image = self
             .images
             .find(&image_name)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?
-            .ok_or_else(|| Status::not_found(format!("image {image_name:?} is not present")))?;
+            .map_err(|e| PodsError::invalid(e.to_string()))?
+            .ok_or_else(|| PodsError::missing(format!("image {image_name:?} is not present")))?;
         let image_config = self
             .images
             .config_of(&image.id)
             .await
-            .map_err(|e| internal("reading the image config", e))?;
+            .map_err(|e| PodsError::failed("reading the image config", e))?;
 
-        let id = new_id().map_err(|e| internal("making an id", e))?;
+        let id = new_id().map_err(|e| PodsError::failed("making an id", e))?;
         let log_path = match (sandbox.config.log_directory.as_str(), config.log_path.as_str()) {
             ("", _) | (_, "") => None,
             (dir, file) => Some(Path::new(dir).join(file)),
@@ -90,7 +84,7 @@ impl Pods {
             status: ContainerStatus::created(),
         };
         let _busy = self.busy.lock(id.clone()).await;
-        self.registry.add_container(record.clone()).map_err(state_status)?;
+        self.registry.add_container(record.clone())?;
         let layers: Vec<PathBuf> = record.layers.iter().map(|d| self.images.layer_dir(d)).collect();
         let prepared = self.prepare_bundle(&record, &sandbox, &image_config, &layers);
         if let Err(status) = prepared {
@@ -111,11 +105,11 @@ impl Pods {
         sandbox: &SandboxRecord,
         image: &crate::image::oci::ImageConfig,
         layers: &[PathBuf],
-    ) -> Result<(), Status> {
+    ) -> Result<(), PodsError> {
         let rootfs = Rootfs::in_bundle(&record.bundle);
         rootfs
             .mount(layers, idmapped_root(sandbox).as_ref())
-            .map_err(|e| internal("mounting the rootfs", e))?;
+            .map_err(|e| PodsError::failed("mounting the rootfs", e))?;
         let cgroups_path = cgroups_path(sandbox, &record.id);
         let target_pid = |target_id: &str| {
             let target = self
@@ -124,13 +118,13 @@ impl Pods {
                 .ok()
                 .filter(|target| target.sandbox_id == sandbox.id)
                 .ok_or_else(|| {
-                    Status::not_found(format!(
+                    PodsError::missing(format!(
                         "target container {target_id:?} of the PID namespace is not in sandbox {}",
                         sandbox.id
                     ))
                 })?;
             match target.status.pid {
-                0 => Err(Status::failed_precondition(format!(
+                0 => Err(PodsError::wrong_state(format!(
                     "target container {target_id:?} of the PID namespace is not running"
                 ))),
                 pid => Ok(pid),
@@ -156,19 +150,19 @@ impl Pods {
         };
         let mut spec = spec::build_spec(&inputs).map_err(|e| {
             if e.is_invalid_argument() {
-                Status::invalid_argument(e.to_string())
+                PodsError::invalid(e.to_string())
             } else if e.is_not_found() {
-                Status::not_found(e.to_string())
+                PodsError::missing(e.to_string())
             } else {
-                internal("building the OCI spec", e)
+                PodsError::failed("building the OCI spec", e)
             }
         })?;
         if let Some(user_ns) = &sandbox.user_ns {
             idmap::map_bind_mounts(&mut spec.mounts, user_ns, &record.bundle.join(BIND_MOUNTS_DIR))
-                .map_err(|e| Status::failed_precondition(format!("id-mapping the container's mounts: {e}")))?;
+                .map_err(|e| PodsError::wrong_state(format!("id-mapping the container's mounts: {e}")))?;
         }
-        let json = serde_json::to_vec_pretty(&spec).map_err(|e| internal("encoding the OCI spec", e))?;
-        std::fs::write(record.bundle.join("config.json"), json).map_err(|e| internal("writing config.json", e))
+        let json = serde_json::to_vec_pretty(&spec).map_err(|e| PodsError::failed("encoding the OCI spec", e))?;
+        std::fs::write(record.bundle.join("config.json"), json).map_err(|e| PodsError::failed("writing config.json", e))
     }
 }
 
@@ -180,8 +174,8 @@ impl Pods {
 fn container_namespaces(
     sandbox: &SandboxRecord,
     config: &cri_api::v1::ContainerConfig,
-    target_pid: impl Fn(&str) -> Result<u32, Status>,
-) -> Result<Namespaces, Status> {
+    target_pid: impl Fn(&str) -> Result<u32, PodsError>,
+) -> Result<Namespaces, PodsError> {
     let join = |path: &Option<PathBuf>| path.clone().map_or(Mode::New, Mode::Join);
     let pod = &sandbox.config;
     let network = match &sandbox.netns {
@@ -210,7 +204,7 @@ fn container_namespaces(
         NamespaceMode::Target => {
             let target_id = options.map(|o| o.target_id.as_str()).unwrap_or_default();
             if target_id.is_empty() {
-                return Err(Status::invalid_argument("PID namespace mode TARGET needs a target_id"));
+                return Err(PodsError::invalid("PID namespace mode TARGET needs a target_id"));
             }
             Mode::Join(PathBuf::from(format!("/proc/{}/ns/pid", target_pid(target_id)?)))
         }

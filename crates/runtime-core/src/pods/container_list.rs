@@ -1,14 +1,13 @@
 //! ListContainers: the containers, narrowed by a filter.
 
 use cri_api::v1::{Container, ImageSpec, ListContainersRequest, ListContainersResponse};
-use tonic::Status;
 
-use super::{Pods, labels_match};
+use super::{Pods, PodsError, labels_match};
 
 impl Pods {
     /// ListContainers, filtered by id (whole or prefix), state, sandbox id (whole or prefix)
     /// and label selector. States are brought up to date with the monitors first.
-    pub(super) fn list_containers(&self, request: ListContainersRequest) -> Result<ListContainersResponse, Status> {
+    pub fn list_containers(&self, request: ListContainersRequest) -> Result<ListContainersResponse, PodsError> {
         let filter = request.filter.unwrap_or_default();
         let mut containers = Vec::new();
         for container in self.registry.containers() {

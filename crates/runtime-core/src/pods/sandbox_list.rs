@@ -7,7 +7,7 @@ use super::{Pods, labels_match};
 
 impl Pods {
     /// ListPodSandbox, filtered by id (whole or prefix), state and label selector.
-    pub(super) fn list_pod_sandbox(&self, request: ListPodSandboxRequest) -> ListPodSandboxResponse {
+    pub fn list_pod_sandbox(&self, request: ListPodSandboxRequest) -> ListPodSandboxResponse {
         let filter = request.filter.unwrap_or_default();
         let items = self
             .registry

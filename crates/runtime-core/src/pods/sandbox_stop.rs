@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use cri_api::v1::{StopPodSandboxRequest, StopPodSandboxResponse};
-use tonic::Status;
 
 use super::sandbox_run::attachment;
-use super::{Pods, internal, state_status};
+use super::{Pods, PodsError};
 use crate::sandbox::namespaces::{self, PinnedNamespaces};
 use crate::sandbox::pid_holder;
 use crate::state::StateError;
@@ -21,23 +20,20 @@ impl Pods {
     /// resources have already been reclaimed": a stopped sandbox, and one that no longer
     /// exists, stop successfully (as CRI-O does).
     #[tracing::instrument(skip_all, fields(sandbox = %request.pod_sandbox_id))]
-    pub(super) async fn stop_pod_sandbox(
-        &self,
-        request: StopPodSandboxRequest,
-    ) -> Result<StopPodSandboxResponse, Status> {
+    pub async fn stop_pod_sandbox(&self, request: StopPodSandboxRequest) -> Result<StopPodSandboxResponse, PodsError> {
         let id = match self.registry.sandbox(&request.pod_sandbox_id) {
             Ok(sandbox) => sandbox.id,
             Err(StateError::NotFound { .. }) => return Ok(StopPodSandboxResponse {}),
-            Err(e) => return Err(state_status(e)),
+            Err(e) => return Err(e.into()),
         };
         let _busy = self.busy.lock(id.clone()).await;
         for container in self.registry.containers_of(&id) {
             self.stop_container_process(&container.id, Duration::ZERO).await?;
         }
         self.tear_down_sandbox(&id).await;
-        let sandbox = self.registry.sandbox(&id).map_err(state_status)?;
+        let sandbox = self.registry.sandbox(&id)?;
         if sandbox.status.network_attached {
-            return Err(internal("detaching the pod network", "CNI DEL failed; retry"));
+            return Err(PodsError::failed("detaching the pod network", "CNI DEL failed; retry"));
         }
         Ok(StopPodSandboxResponse {})
     }
