@@ -94,6 +94,28 @@ pub(crate) struct Options {
     pub(crate) tty: bool,
 }
 
+impl From<&crate::ExecRequest> for Options {
+    fn from(exec: &crate::ExecRequest) -> Options {
+        Options {
+            stdin: exec.stdin,
+            stdout: exec.stdout,
+            stderr: exec.stderr,
+            tty: exec.tty,
+        }
+    }
+}
+
+impl From<&crate::AttachRequest> for Options {
+    fn from(attach: &crate::AttachRequest) -> Options {
+        Options {
+            stdin: attach.stdin,
+            stdout: attach.stdout,
+            stderr: attach.stderr,
+            tty: attach.tty,
+        }
+    }
+}
+
 /// How the error stream reports the outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StatusFormat {

@@ -164,6 +164,15 @@ struct ConnectionSlot {
     _permit: Arc<OwnedSemaphorePermit>,
 }
 
+/// An exec or attach session about to start: its container, streams, connection slot and
+/// tracing span.
+struct Session {
+    container_id: String,
+    options: Options,
+    connection: Option<ConnectionSlot>,
+    span: tracing::Span,
+}
+
 /// What a session holds until it ends: its connection's slot and its container's.
 struct Held {
     _connection: Option<ConnectionSlot>,
@@ -362,74 +371,50 @@ impl<R: Runtime> Server<R> {
         let headers = request.headers();
         match (kind, cached) {
             ("exec", Some(Cached::Exec(exec))) => {
-                let held = match self.open_session(&exec.container_id, connection) {
-                    Ok(held) => held,
-                    Err(response) => return *response,
-                };
-                let options = Options {
-                    stdin: exec.stdin,
-                    stdout: exec.stdout,
-                    stderr: exec.stderr,
-                    tty: exec.tty,
-                };
                 let span = tracing::info_span!("exec", container_id = %exec.container_id);
-                self.remote_command(
-                    headers,
-                    on_upgrade,
-                    options,
+                let session = Session {
+                    container_id: exec.container_id.clone(),
+                    options: Options::from(&exec),
+                    connection,
                     span,
-                    held,
-                    move |inner, streams, ending| async move {
-                        // A client that goes away takes the exec with it: the runtime's future
-                        // is dropped, and with it the process.
-                        let exec_run = inner.runtime.exec(&exec.container_id, exec.cmd.clone(), streams);
-                        let outcome = match remotecommand::until_client_leaves(&ending, exec_run).await {
-                            Some(Ok(0)) => Outcome::Success,
-                            Some(Ok(code)) => Outcome::ExitCode {
-                                code,
-                                message: exit_code_message(&exec.cmd, code),
-                            },
-                            Some(Err(e)) => {
-                                Outcome::InternalError(format!("error executing command in container: {e}"))
-                            }
-                            None => return tracing::debug!("client went away"),
-                        };
-                        tracing::debug!(?outcome, "exec finished");
-                        ending.finish(outcome).await;
-                    },
-                )
+                };
+                self.remote_command(headers, on_upgrade, session, move |inner, streams, ending| async move {
+                    // A client that goes away takes the exec with it: the runtime's future
+                    // is dropped, and with it the process.
+                    let exec_run = inner.runtime.exec(&exec.container_id, exec.cmd.clone(), streams);
+                    let outcome = match remotecommand::until_client_leaves(&ending, exec_run).await {
+                        Some(Ok(0)) => Outcome::Success,
+                        Some(Ok(code)) => Outcome::ExitCode {
+                            code,
+                            message: exit_code_message(&exec.cmd, code),
+                        },
+                        Some(Err(e)) => Outcome::InternalError(format!("error executing command in container: {e}")),
+                        None => return tracing::debug!("client went away"),
+                    };
+                    tracing::debug!(?outcome, "exec finished");
+                    ending.finish(outcome).await;
+                })
             }
             ("attach", Some(Cached::Attach(attach))) => {
-                let held = match self.open_session(&attach.container_id, connection) {
-                    Ok(held) => held,
-                    Err(response) => return *response,
-                };
-                let options = Options {
-                    stdin: attach.stdin,
-                    stdout: attach.stdout,
-                    stderr: attach.stderr,
-                    tty: attach.tty,
-                };
                 let span = tracing::info_span!("attach", container_id = %attach.container_id);
-                self.remote_command(
-                    headers,
-                    on_upgrade,
-                    options,
+                let session = Session {
+                    container_id: attach.container_id.clone(),
+                    options: Options::from(&attach),
+                    connection,
                     span,
-                    held,
-                    move |inner, streams, ending| async move {
-                        let attached = inner.runtime.attach(&attach.container_id, streams);
-                        match remotecommand::until_client_leaves(&ending, attached).await {
-                            Some(Ok(())) => ending.finish(Outcome::Success).await,
-                            Some(Err(e)) => {
-                                ending
-                                    .finish(Outcome::InternalError(format!("error attaching to container: {e}")))
-                                    .await
-                            }
-                            None => tracing::debug!("client went away"),
+                };
+                self.remote_command(headers, on_upgrade, session, move |inner, streams, ending| async move {
+                    let attached = inner.runtime.attach(&attach.container_id, streams);
+                    match remotecommand::until_client_leaves(&ending, attached).await {
+                        Some(Ok(())) => ending.finish(Outcome::Success).await,
+                        Some(Err(e)) => {
+                            ending
+                                .finish(Outcome::InternalError(format!("error attaching to container: {e}")))
+                                .await
                         }
-                    },
-                )
+                        None => tracing::debug!("client went away"),
+                    }
+                })
             }
             ("portforward", Some(Cached::PortForward(forward))) => {
                 let held = Held {
@@ -464,15 +449,18 @@ impl<R: Runtime> Server<R> {
         &self,
         headers: &HeaderMap,
         on_upgrade: Option<OnUpgrade>,
-        options: Options,
-        span: tracing::Span,
-        held: Held,
+        session: Session,
         run: F,
     ) -> Response<Body>
     where
         F: FnOnce(Arc<Inner<R>>, crate::runtime::Streams, remotecommand::Ending) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send,
     {
+        let held = match self.open_session(&session.container_id, session.connection) {
+            Ok(held) => held,
+            Err(response) => return *response,
+        };
+        let (options, span) = (session.options, session.span);
         let inner = self.inner.clone();
         let (timeouts, limits) = (inner.timeouts(), inner.config.limits);
         if is_websocket(headers) {
