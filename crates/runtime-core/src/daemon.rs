@@ -12,9 +12,12 @@ use crate::config::Config;
 use crate::image::hosts::{HostsError, RegistryHosts};
 use crate::image::manager::{ImageError, ImageManager};
 use crate::image::registry::RegistryClient;
+use crate::monitor::MonitoredRunc;
+use crate::oci::OciRuntime;
 use crate::oci::runc::Runc;
 use crate::pods::{Dirs, Pods, PodsParts};
 use crate::sandbox::cni::{Cni, CniConfig, CniError};
+use crate::sandbox::namespaces::UnsharePinner;
 use crate::service::image::ImageServiceImpl;
 use crate::service::runtime::RuntimeServiceImpl;
 use crate::state::{Registry, StateError};
@@ -104,10 +107,15 @@ impl Runtime {
         if !config.runtimes.contains_key(&config.default_runtime) {
             return Err(DaemonError::NoDefaultRuntime(config.default_runtime.clone()));
         }
-        let runtimes: HashMap<String, Runc> = config
+        let monitor_binary = monitor_binary()?;
+        let runtimes: HashMap<String, Arc<dyn OciRuntime>> = config
             .runtimes
             .iter()
-            .map(|(name, handler)| (name.clone(), Runc::new(handler.binary.clone(), config.runc_root(name))))
+            .map(|(name, handler)| {
+                let runc = Runc::new(handler.binary.clone(), config.runc_root(name));
+                let runtime: Arc<dyn OciRuntime> = Arc::new(MonitoredRunc::new(runc, monitor_binary.clone()));
+                (name.clone(), runtime)
+            })
             .collect();
         let cni = Cni::load(CniConfig {
             conf_dir: config.cni_conf_dir.clone(),
@@ -117,10 +125,11 @@ impl Runtime {
         let pods = Pods::new(PodsParts {
             registry: Registry::load(metadata)?,
             images: images.clone(),
-            cni,
+            namespaces: Arc::new(UnsharePinner),
+            network: Arc::new(cni),
             runtimes,
             default_runtime: config.default_runtime.clone(),
-            monitor_binary: monitor_binary()?,
+            monitor_binary,
             dirs,
             log_max_line: config.log_max_line,
         });

@@ -61,6 +61,7 @@ pub mod exit;
 pub mod oom;
 pub mod pause;
 pub mod process;
+pub mod runtime;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -73,6 +74,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
 pub use exit::ExitRecord;
+pub use runtime::MonitoredRunc;
 
 /// The monitor's pid, in its state directory.
 pub const MONITOR_PID_FILE: &str = "monitor.pid";

@@ -5,6 +5,7 @@ use std::time::Duration;
 use cri_api::v1::{ExecSyncRequest, ExecSyncResponse};
 
 use super::{Pods, PodsError};
+use crate::oci::OciError;
 use crate::oci::runc::RuncError;
 
 impl Pods {
@@ -18,13 +19,17 @@ impl Pods {
         }
         let container = self.running_container(&request.container_id)?;
         let timeout = (request.timeout > 0).then(|| Duration::from_secs(request.timeout as u64));
-        match self.runc(&container)?.exec(&container.id, &request.cmd, timeout).await {
+        match self
+            .runtime_of(&container)?
+            .exec(&container.id, &request.cmd, timeout)
+            .await
+        {
             Ok(output) => Ok(ExecSyncResponse {
                 stdout: output.stdout,
                 stderr: output.stderr,
                 exit_code: output.exit_code,
             }),
-            Err(RuncError::Timeout { .. }) => Err(PodsError::TimedOut(format!(
+            Err(OciError::Runc(RuncError::Timeout { .. })) => Err(PodsError::TimedOut(format!(
                 "command {:?} did not finish within {}s and was killed",
                 request.cmd, request.timeout
             ))),

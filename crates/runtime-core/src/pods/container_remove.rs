@@ -36,9 +36,10 @@ impl Pods {
         let container = self.registry.container(id)?;
         // The monitor deletes runc's state when the container exits; only a container that
         // never ran, or whose monitor died, still needs it.
-        let runc = self.runc(&container)?;
-        if runc.knows(id) {
-            runc.delete(id, true)
+        let runtime = self.runtime_of(&container)?;
+        if runtime.knows(id) {
+            runtime
+                .delete(id, true)
                 .await
                 .map_err(|e| PodsError::failed("deleting the container from runc", e))?;
         }

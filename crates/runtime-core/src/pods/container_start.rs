@@ -1,9 +1,10 @@
-//! StartContainer: a monitor process creates the container with runc, then runc starts it.
+//! StartContainer: the OCI runtime creates the container (runc, under a monitor process),
+//! then starts it.
 
 use cri_api::v1::{StartContainerRequest, StartContainerResponse};
 
 use super::{Pods, PodsError, now_nanos};
-use crate::monitor::{self, MonitorConfig};
+use crate::oci::Creation;
 use crate::state::container::ContainerState;
 
 /// Exit code recorded for a container whose process could not be started.
@@ -25,40 +26,36 @@ impl Pods {
                 container.id, container.status.state
             )));
         }
-        let runc = self.runc(&container)?;
-        let config = MonitorConfig {
+        let runtime = self.runtime_of(&container)?;
+        let creation = Creation {
             id: container.id.clone(),
             bundle: container.bundle.clone(),
-            runc_binary: runc.binary().to_path_buf(),
-            runc_root: runc.root().to_path_buf(),
-            state_dir: container.monitor_dir.clone(),
+            monitor_dir: container.monitor_dir.clone(),
             log_path: container.log_path.clone(),
             log_max_line: self.log_max_line,
             stdin: container.config.stdin,
             tty: container.config.tty,
         };
         let started = async {
-            let started = monitor::start(&self.monitor_binary, &config)
-                .await
-                .map_err(|e| e.to_string())?;
+            let pid = runtime.create(&creation).await.map_err(|e| e.to_string())?;
             // Taken before `runc start`, so a process that exits at once still finishes after
             // it started.
             let started_at = now_nanos();
-            runc.start(&container.id).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>((started, started_at))
+            runtime.start(&container.id).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((pid, started_at))
         }
         .await;
         match started {
-            Ok((started, started_at)) => {
+            Ok((pid, started_at)) => {
                 self.registry.update_container(&container.id, |c| {
                     c.status.state = ContainerState::Running;
-                    c.status.pid = started.container_pid;
+                    c.status.pid = pid;
                     c.status.started_at = started_at;
                 })?;
                 Ok(StartContainerResponse {})
             }
             Err(message) => {
-                let _ = runc.delete(&container.id, true).await;
+                let _ = runtime.delete(&container.id, true).await;
                 let _ = self.registry.update_container(&container.id, |c| {
                     c.status.exited(START_ERROR_EXIT_CODE, now_nanos(), false);
                     c.status.reason = "StartError".into();

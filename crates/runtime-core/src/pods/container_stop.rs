@@ -42,16 +42,18 @@ impl Pods {
         if container.status.state != ContainerState::Running {
             return Ok(());
         }
-        let runc = self.runc(&container)?;
+        let runtime = self.runtime_of(&container)?;
         if !grace.is_zero() {
-            runc.kill(id, container.stop_signal, false)
+            runtime
+                .kill(id, container.stop_signal, false)
                 .await
                 .map_err(|e| PodsError::failed("signalling the container", e))?;
             if let Some(exit) = monitor::wait_for_exit(&container.monitor_dir, grace).await {
                 return self.record_exit(&container, exit);
             }
         }
-        runc.kill(id, SIGKILL, true)
+        runtime
+            .kill(id, SIGKILL, true)
             .await
             .map_err(|e| PodsError::failed("killing the container", e))?;
         match monitor::wait_for_exit(&container.monitor_dir, KILL_WAIT).await {

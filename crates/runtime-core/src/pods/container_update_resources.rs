@@ -23,7 +23,7 @@ impl Pods {
         if container.status.state == ContainerState::Running {
             let json = serde_json::to_vec(&spec::resources(&resources))
                 .map_err(|e| PodsError::failed("encoding resources", e))?;
-            self.runc(&container)?
+            self.runtime_of(&container)?
                 .update(&container.id, &json)
                 .await
                 .map_err(|e| PodsError::failed("updating resources", e))?;

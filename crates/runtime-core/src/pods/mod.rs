@@ -38,8 +38,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::image::digest::Digest;
 use crate::image::manager::ImageManager;
 use crate::keyed_lock::KeyedLocks;
-use crate::oci::runc::Runc;
-use crate::sandbox::cni::Cni;
+use crate::oci::OciRuntime;
+use crate::sandbox::namespaces::NamespacePinner;
+use crate::sandbox::network::PodNetwork;
 use crate::state::Registry;
 
 pub use error::PodsError;
@@ -61,8 +62,9 @@ pub struct Dirs {
 pub struct Pods {
     registry: Registry,
     images: Arc<ImageManager>,
-    cni: Cni,
-    runtimes: HashMap<String, Runc>,
+    namespaces: Arc<dyn NamespacePinner>,
+    network: Arc<dyn PodNetwork>,
+    runtimes: HashMap<String, Arc<dyn OciRuntime>>,
     default_runtime: String,
     monitor_binary: PathBuf,
     dirs: Dirs,
@@ -79,7 +81,8 @@ impl Pods {
         Self {
             registry: parts.registry,
             images: parts.images,
-            cni: parts.cni,
+            namespaces: parts.namespaces,
+            network: parts.network,
             runtimes: parts.runtimes,
             default_runtime: parts.default_runtime,
             monitor_binary: parts.monitor_binary,
@@ -91,7 +94,7 @@ impl Pods {
     }
 
     /// The OCI runtime of a runtime handler (the default one for an empty name).
-    fn runtime(&self, handler: &str) -> Result<&Runc, PodsError> {
+    fn runtime(&self, handler: &str) -> Result<&Arc<dyn OciRuntime>, PodsError> {
         let name = if handler.is_empty() {
             &self.default_runtime
         } else {
@@ -103,7 +106,7 @@ impl Pods {
     }
 
     /// The OCI runtime a container runs under.
-    fn runc(&self, container: &crate::state::ContainerRecord) -> Result<&Runc, PodsError> {
+    fn runtime_of(&self, container: &crate::state::ContainerRecord) -> Result<&Arc<dyn OciRuntime>, PodsError> {
         self.runtime(&container.runtime_handler)
     }
 
@@ -115,7 +118,7 @@ impl Pods {
     /// Whether the pod network is ready: a CNI network is configured and its plugins are
     /// present; otherwise why not.
     pub fn network_ready(&self) -> Result<(), String> {
-        self.cni.network_ready()
+        self.network.status()
     }
 }
 
@@ -126,10 +129,12 @@ pub struct PodsParts {
     pub registry: Registry,
     /// The images containers are made from.
     pub images: Arc<ImageManager>,
+    /// What pins and releases the pods' namespaces.
+    pub namespaces: Arc<dyn NamespacePinner>,
     /// The pod network.
-    pub cni: Cni,
+    pub network: Arc<dyn PodNetwork>,
     /// The OCI runtime of each runtime handler.
-    pub runtimes: HashMap<String, Runc>,
+    pub runtimes: HashMap<String, Arc<dyn OciRuntime>>,
     /// The handler for sandboxes that name none.
     pub default_runtime: String,
     /// The `runtime-core-monitor` binary.
@@ -151,3 +156,6 @@ fn now_nanos() -> i64 {
 fn labels_match(selector: &HashMap<String, String>, labels: &HashMap<String, String>) -> bool {
     selector.iter().all(|(key, value)| labels.get(key) == Some(value))
 }
+
+#[cfg(test)]
+mod tests;

@@ -80,7 +80,7 @@ impl Pods {
         let sysctls = linux.map(|l| l.sysctls.clone()).unwrap_or_default();
         let user = user_namespace(config)?;
         let request = PinRequest::from_cri(&config.hostname, options, sysctls, user);
-        let pinned = namespaces::pin_with(dir, &request).await.map_err(|e| match e {
+        let pinned = self.namespaces.pin(dir, &request).await.map_err(|e| match e {
             // The request itself is at fault: the kubelet must not retry it as it is.
             namespaces::NamespaceError::InvalidHostname { .. }
             | namespaces::NamespaceError::Sysctl { .. }
@@ -110,8 +110,8 @@ impl Pods {
         if let Some(netns) = &pinned.network {
             let attachment = attachment(&record.id, netns, config);
             let network = self
-                .cni
-                .add(&attachment)
+                .network
+                .setup(&attachment)
                 .await
                 .map_err(|e| PodsError::failed("attaching the pod network", e))?;
             self.registry

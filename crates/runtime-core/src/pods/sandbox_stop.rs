@@ -6,7 +6,7 @@ use cri_api::v1::{StopPodSandboxRequest, StopPodSandboxResponse};
 
 use super::sandbox_run::attachment;
 use super::{Pods, PodsError};
-use crate::sandbox::namespaces::{self, PinnedNamespaces};
+use crate::sandbox::namespaces::PinnedNamespaces;
 use crate::sandbox::pid_holder;
 use crate::state::StateError;
 use crate::state::sandbox::SandboxState;
@@ -49,7 +49,7 @@ impl Pods {
         // DEL is idempotent: it runs whenever the pod had a network namespace, in case the
         // daemon died between ADD and recording it.
         if let Some(netns) = &sandbox.netns {
-            match self.cni.del(&attachment(id, netns, &sandbox.config)).await {
+            match self.network.teardown(&attachment(id, netns, &sandbox.config)).await {
                 Ok(()) => {
                     let _ = self.registry.update_sandbox(id, |r| r.status.network_attached = false);
                 }
@@ -65,7 +65,7 @@ impl Pods {
             }
         }
         // Every file pin may have made, whatever the record got to say before a failure.
-        if let Err(error) = namespaces::unpin(&PinnedNamespaces::all_in(&sandbox.dir)).await {
+        if let Err(error) = self.namespaces.unpin(&PinnedNamespaces::all_in(&sandbox.dir)).await {
             tracing::warn!(%error, "releasing the pod's namespaces failed");
         }
         let _ = self

@@ -27,7 +27,12 @@ impl Pods {
     /// NotFound for an unknown container, FailedPrecondition for one that is not running.
     pub fn exec_target(&self, id: &str) -> Result<(String, Runc), PodsError> {
         let container = self.running_container(id)?;
-        let runc = self.runc(&container)?.clone();
+        let runc = self.runtime_of(&container)?.interactive().cloned().ok_or_else(|| {
+            PodsError::invalid(format!(
+                "the runtime of container {} has no interactive exec",
+                container.id
+            ))
+        })?;
         Ok((container.id, runc))
     }
 

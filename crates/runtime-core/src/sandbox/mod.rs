@@ -20,6 +20,10 @@
 //! namespace needs, its init: [`pid_holder::start`] after pinning, [`pid_holder::stop`]
 //! when it stops.
 //!
+//! The pods domain reaches namespaces and the network through two seams,
+//! [`namespaces::NamespacePinner`] and [`network::PodNetwork`], so that its rollback is
+//! tested without root.
+//!
 //! StopPodSandbox runs [`cni::Cni::del`] then [`namespaces::unpin`]; both are idempotent,
 //! as the CRI requires of StopPodSandbox, and both work after a restart from what is on
 //! disk ([`namespaces::PinnedNamespaces::all_in`] names a directory's namespace files,
@@ -31,8 +35,12 @@ pub mod cni;
 pub mod files;
 pub mod namespaces;
 pub mod netns;
+pub mod network;
 pub mod pid_holder;
 pub mod user_namespace;
 
 pub use cni::{Attachment, Cni, CniConfig, CniError, NetworkStatus, PortMapping};
-pub use namespaces::{NamespaceError, PinRequest, PinnedNamespaces, is_pinned, pin, pin_with, unpin};
+pub use namespaces::{
+    NamespaceError, NamespacePinner, PinRequest, PinnedNamespaces, UnsharePinner, is_pinned, pin, pin_with, unpin,
+};
+pub use network::PodNetwork;

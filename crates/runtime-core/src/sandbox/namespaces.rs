@@ -32,6 +32,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use cri_api::v1::{NamespaceMode, NamespaceOption};
+use futures_util::future::BoxFuture;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, umount2};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -232,6 +233,38 @@ pub enum NamespaceError {
         /// The error of umount2(2).
         errno: Errno,
     },
+}
+
+/// The seam through which the pods domain pins and releases a pod's namespaces:
+/// [`UnsharePinner`] today; a test puts a double behind it.
+pub trait NamespacePinner: std::fmt::Debug + Send + Sync {
+    /// Pins the namespaces `request` asks for in `dir` (see [`pin_with`]).
+    fn pin<'a>(
+        &'a self,
+        dir: &'a Path,
+        request: &'a PinRequest,
+    ) -> BoxFuture<'a, Result<PinnedNamespaces, NamespaceError>>;
+
+    /// Releases pinned namespaces, skipping missing files (see [`unpin`]).
+    fn unpin<'a>(&'a self, namespaces: &'a PinnedNamespaces) -> BoxFuture<'a, Result<(), NamespaceError>>;
+}
+
+/// Pins with util-linux `unshare` ([`pin_with`]) and releases with [`unpin`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnsharePinner;
+
+impl NamespacePinner for UnsharePinner {
+    fn pin<'a>(
+        &'a self,
+        dir: &'a Path,
+        request: &'a PinRequest,
+    ) -> BoxFuture<'a, Result<PinnedNamespaces, NamespaceError>> {
+        Box::pin(pin_with(dir, request))
+    }
+
+    fn unpin<'a>(&'a self, namespaces: &'a PinnedNamespaces) -> BoxFuture<'a, Result<(), NamespaceError>> {
+        Box::pin(unpin(namespaces))
+    }
 }
 
 /// Pins a pod's namespaces in `dir`: a network namespace unless `host_network`, an IPC

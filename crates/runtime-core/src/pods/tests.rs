@@ -1,0 +1,402 @@
+//! The rollback of RunPodSandbox and StartContainer, without root: a double stands behind
+//! every seam (namespaces, pod network, OCI runtime), records what it is asked to do and
+//! fails at the step a test names; the test checks that what was done is undone, in
+//! reverse, and what the records then say.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use cri_api::v1::{
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata, RunPodSandboxRequest, StartContainerRequest,
+};
+use futures_util::future::BoxFuture;
+
+use super::{Dirs, Pods, PodsError, PodsParts};
+use crate::image::hosts::RegistryHosts;
+use crate::image::manager::ImageManager;
+use crate::image::registry::RegistryClient;
+use crate::oci::runc::{ExecOutput, Runc, RuncError};
+use crate::oci::{Call, Creation, OciError, OciRuntime};
+use crate::sandbox::cni::{Attachment, CniError, NetworkStatus};
+use crate::sandbox::namespaces::{NamespaceError, NamespacePinner, PinRequest, PinnedNamespaces};
+use crate::sandbox::network::{NetworkCall, PodNetwork};
+use crate::state::container::{ContainerRecord, ContainerState, ContainerStatus};
+use crate::state::sandbox::{SandboxRecord, SandboxState, SandboxStatus};
+use crate::state::{Registry, StateError};
+use crate::store::Store;
+
+/// The runtime handler the doubles serve.
+const HANDLER: &str = "double";
+/// The pid the double's containers get.
+const PID: u32 = 4242;
+
+/// A step a double takes, in the order RunPodSandbox and StartContainer take them; the
+/// undoing steps come last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Pin,
+    Setup,
+    Create,
+    Start,
+    Teardown,
+    Unpin,
+    Delete,
+}
+
+/// The namespaces, network and OCI runtime of a test: each call is recorded, and the call
+/// of step `fail_at` fails.
+#[derive(Debug)]
+struct Host {
+    fail_at: Option<Step>,
+    calls: Mutex<Vec<Step>>,
+}
+
+impl Host {
+    fn failing_at(fail_at: Option<Step>) -> Arc<Host> {
+        Arc::new(Host {
+            fail_at,
+            calls: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn calls(&self) -> Vec<Step> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Records `step`; whether it is the one to fail.
+    fn take(&self, step: Step) -> bool {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).push(step);
+        self.fail_at == Some(step)
+    }
+
+    fn runc_error(&self, step: Step, id: &str) -> OciError {
+        OciError::Runc(RuncError::Failed {
+            command: "double",
+            id: id.into(),
+            message: format!("{step:?} fails"),
+        })
+    }
+}
+
+impl NamespacePinner for Host {
+    fn pin<'a>(&'a self, dir: &'a Path, _: &'a PinRequest) -> BoxFuture<'a, Result<PinnedNamespaces, NamespaceError>> {
+        Box::pin(async move {
+            if self.take(Step::Pin) {
+                return Err(NamespaceError::Pin {
+                    dir: dir.into(),
+                    message: "Pin fails".into(),
+                });
+            }
+            Ok(PinnedNamespaces {
+                user: None,
+                ..PinnedNamespaces::all_in(dir)
+            })
+        })
+    }
+
+    fn unpin<'a>(&'a self, _: &'a PinnedNamespaces) -> BoxFuture<'a, Result<(), NamespaceError>> {
+        Box::pin(async move {
+            self.take(Step::Unpin);
+            Ok(())
+        })
+    }
+}
+
+impl PodNetwork for Host {
+    fn setup<'a>(&'a self, _: &'a Attachment) -> NetworkCall<'a, NetworkStatus> {
+        Box::pin(async move {
+            if self.take(Step::Setup) {
+                return Err(CniError::NotReady("Setup fails".into()));
+            }
+            Ok(NetworkStatus {
+                ips: vec!["10.88.0.7".parse().expect("an address")],
+                interface: "eth0".into(),
+            })
+        })
+    }
+
+    fn teardown<'a>(&'a self, _: &'a Attachment) -> NetworkCall<'a, ()> {
+        Box::pin(async move {
+            self.take(Step::Teardown);
+            Ok(())
+        })
+    }
+
+    fn status(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl OciRuntime for Host {
+    fn create<'a>(&'a self, container: &'a Creation) -> Call<'a, u32> {
+        Box::pin(async move {
+            match self.take(Step::Create) {
+                true => Err(self.runc_error(Step::Create, &container.id)),
+                false => Ok(PID),
+            }
+        })
+    }
+
+    fn start<'a>(&'a self, id: &'a str) -> Call<'a, ()> {
+        Box::pin(async move {
+            match self.take(Step::Start) {
+                true => Err(self.runc_error(Step::Start, id)),
+                false => Ok(()),
+            }
+        })
+    }
+
+    fn knows(&self, _: &str) -> bool {
+        false
+    }
+
+    fn kill<'a>(&'a self, _: &'a str, _: i32, _: bool) -> Call<'a, ()> {
+        unimplemented!("kill is not a step of RunPodSandbox or StartContainer")
+    }
+
+    fn delete<'a>(&'a self, _: &'a str, _: bool) -> Call<'a, ()> {
+        Box::pin(async move {
+            self.take(Step::Delete);
+            Ok(())
+        })
+    }
+
+    fn exec<'a>(&'a self, _: &'a str, _: &'a [String], _: Option<Duration>) -> Call<'a, ExecOutput> {
+        unimplemented!("exec is not a step of RunPodSandbox or StartContainer")
+    }
+
+    fn update<'a>(&'a self, _: &'a str, _: &'a [u8]) -> Call<'a, ()> {
+        unimplemented!("update is not a step of RunPodSandbox or StartContainer")
+    }
+
+    fn interactive(&self) -> Option<&Runc> {
+        None
+    }
+}
+
+/// Pods over `host`, with their files and records in a temporary directory.
+fn pods(dir: &Path, host: &Arc<Host>) -> Pods {
+    let store = Arc::new(Store::open(&dir.join("metadata.db")).expect("store"));
+    let images = ImageManager::open(
+        &dir.join("images"),
+        RegistryClient::new(RegistryHosts::none()),
+        store.clone(),
+    )
+    .expect("images");
+    let dirs = Dirs {
+        sandboxes: dir.join("sandboxes"),
+        containers: dir.join("containers"),
+        monitors: dir.join("monitors"),
+    };
+    let runtime: Arc<dyn OciRuntime> = host.clone();
+    Pods::new(PodsParts {
+        registry: Registry::load(store).expect("registry"),
+        images: Arc::new(images),
+        namespaces: host.clone(),
+        network: host.clone(),
+        runtimes: HashMap::from([(HANDLER.to_string(), runtime)]),
+        default_runtime: HANDLER.into(),
+        monitor_binary: PathBuf::from("/nonexistent/runtime-core-monitor"),
+        dirs,
+        log_max_line: 0,
+    })
+}
+
+/// A pod with its own network, IPC and UTS namespaces and no shared PID namespace.
+fn pod_config() -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: "web".into(),
+            namespace: "default".into(),
+            uid: "uid-1".into(),
+            attempt: 0,
+        }),
+        hostname: "web".into(),
+        linux: Some(LinuxPodSandboxConfig {
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    pid: NamespaceMode::Container as i32,
+                    ..NamespaceOption::default()
+                }),
+                ..LinuxSandboxSecurityContext::default()
+            }),
+            ..LinuxPodSandboxConfig::default()
+        }),
+        ..PodSandboxConfig::default()
+    }
+}
+
+async fn run_pod_sandbox(pods: &Pods) -> Result<String, PodsError> {
+    let request = RunPodSandboxRequest {
+        config: Some(pod_config()),
+        runtime_handler: String::new(),
+    };
+    Ok(pods.run_pod_sandbox(request).await?.pod_sandbox_id)
+}
+
+#[tokio::test]
+async fn run_pod_sandbox_undoes_each_step_done_before_the_one_that_fails() {
+    use Step::*;
+    let cases = [
+        (
+            "pinning fails: the files pin may have made are released",
+            Pin,
+            vec![Pin, Unpin],
+        ),
+        (
+            "the network fails: it is torn down, then the namespaces released",
+            Setup,
+            vec![Pin, Setup, Teardown, Unpin],
+        ),
+    ];
+    for (desc, step, expected) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = Host::failing_at(Some(step));
+        let pods = pods(dir.path(), &host);
+        let error = run_pod_sandbox(&pods).await.expect_err(desc);
+        assert!(matches!(error, PodsError::Failed { .. }), "{desc}: {error}");
+        assert!(
+            error.to_string().contains(&format!("{step:?} fails")),
+            "{desc}: {error}"
+        );
+        assert_eq!(host.calls(), expected, "{desc}");
+        assert!(pods.registry.sandboxes().is_empty(), "{desc}: the record is gone");
+        let left: Vec<_> = std::fs::read_dir(&pods.dirs.sandboxes).expect("sandboxes").collect();
+        assert!(left.is_empty(), "{desc}: the sandbox directory is gone");
+        run_pod_sandbox(&pods)
+            .await
+            .expect_err("the double fails again, but the name is free: no AlreadyExists");
+        assert!(pods.registry.sandboxes().is_empty(), "{desc}");
+    }
+}
+
+#[tokio::test]
+async fn run_pod_sandbox_without_a_failure_leaves_a_ready_sandbox_with_its_ip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::failing_at(None);
+    let pods = pods(dir.path(), &host);
+    let id = run_pod_sandbox(&pods).await.expect("sandbox");
+    assert_eq!(host.calls(), vec![Step::Pin, Step::Setup]);
+    let sandbox = pods.registry.sandbox(&id).expect("record");
+    assert_eq!(sandbox.status.state, SandboxState::Ready);
+    assert_eq!(sandbox.status.ip.as_deref(), Some("10.88.0.7"));
+    assert!(sandbox.status.network_attached);
+    let error = run_pod_sandbox(&pods).await.expect_err("same name");
+    assert!(
+        matches!(error, PodsError::State(StateError::NameReserved { .. })),
+        "{error}"
+    );
+}
+
+/// A ready sandbox and a created container in it, recorded as CreateContainer leaves them.
+fn created_container(pods: &Pods) -> String {
+    let sandbox = SandboxRecord {
+        id: "sandbox-1".into(),
+        name: SandboxRecord::name_of(&pod_config()),
+        config: pod_config(),
+        cgroup_parent: String::new(),
+        runtime_handler: String::new(),
+        created_at: 1,
+        dir: pods.dirs.sandboxes.join("sandbox-1"),
+        netns: None,
+        ipc_ns: None,
+        uts_ns: None,
+        user_ns: None,
+        pid_holder: None,
+        status: SandboxStatus {
+            state: SandboxState::Ready,
+            ip: None,
+            additional_ips: Vec::new(),
+            network_attached: false,
+        },
+    };
+    pods.registry.add_sandbox(sandbox).expect("sandbox record");
+    let container = ContainerRecord {
+        id: "container-1".into(),
+        name: "app_web_default_uid-1_0".into(),
+        sandbox_id: "sandbox-1".into(),
+        runtime_handler: String::new(),
+        config: Default::default(),
+        image_id: "sha256:00".into(),
+        image_name: "app".into(),
+        created_at: 1,
+        log_path: None,
+        bundle: pods.dirs.containers.join("container-1"),
+        monitor_dir: pods.dirs.monitors.join("container-1"),
+        layers: Vec::new(),
+        stop_signal: 15,
+        status: ContainerStatus::created(),
+    };
+    pods.registry.add_container(container).expect("container record");
+    "container-1".into()
+}
+
+#[tokio::test]
+async fn start_container_deletes_what_it_created_and_records_a_start_error() {
+    use Step::*;
+    let cases = [
+        (
+            "creating fails: what runc may have left is deleted",
+            Create,
+            vec![Create, Delete],
+        ),
+        (
+            "starting fails: the created container is deleted",
+            Start,
+            vec![Create, Start, Delete],
+        ),
+    ];
+    for (desc, step, expected) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = Host::failing_at(Some(step));
+        let pods = pods(dir.path(), &host);
+        let id = created_container(&pods);
+        let error = pods
+            .start_container(StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect_err(desc);
+        assert!(matches!(error, PodsError::Failed { .. }), "{desc}: {error}");
+        assert_eq!(host.calls(), expected, "{desc}");
+        // As containerd records it, so the kubelet sees why and may remove the container.
+        let status = pods.registry.container(&id).expect("record").status;
+        assert_eq!(status.state, ContainerState::Exited, "{desc}");
+        assert_eq!(
+            (status.exit_code, status.reason.as_str()),
+            (128, "StartError"),
+            "{desc}"
+        );
+        assert!(
+            status.message.contains(&format!("{step:?} fails")),
+            "{desc}: {}",
+            status.message
+        );
+        assert_ne!(status.finished_at, 0, "{desc}");
+        let again = pods
+            .start_container(StartContainerRequest { container_id: id })
+            .await
+            .expect_err("an exited container does not start");
+        assert!(matches!(again, PodsError::WrongState(_)), "{desc}: {again}");
+    }
+}
+
+#[tokio::test]
+async fn start_container_without_a_failure_records_it_running_with_its_pid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::failing_at(None);
+    let pods = pods(dir.path(), &host);
+    let id = created_container(&pods);
+    pods.start_container(StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .expect("started");
+    assert_eq!(host.calls(), vec![Step::Create, Step::Start]);
+    let status = pods.registry.container(&id).expect("record").status;
+    assert_eq!((status.state, status.pid), (ContainerState::Running, PID));
+    assert_ne!(status.started_at, 0);
+}
