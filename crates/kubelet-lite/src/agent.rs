@@ -1,5 +1,8 @@
 //! The node agent put together: the runtime (embedded or remote), the Node, the pod
 //! sources, the pod manager and the status manager, run until shutdown.
+//!
+//! Without the `embedded` feature there is no runtime in the process: the settings must
+//! name one (`--container-runtime-endpoint`).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -10,16 +13,19 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::config::{AuthorizationModeName, Settings};
+use crate::metrics::Metrics;
 use crate::node::{self, NodeFacts};
 use crate::pods::{self, PodContext, PodSnapshot, Source, StatusManager};
+#[cfg(feature = "embedded")]
 use crate::runtime::{EmbeddedError, EmbeddedRuntime};
-use crate::server::{self, AuthenticationConfig, AuthorizationMode, Metrics, ServerConfig, ServingCertificate};
+use crate::server::{self, AuthenticationConfig, AuthorizationMode, ServerConfig, ServingCertificate};
 use crate::spec::NodeContext;
 
 /// How long the runtime may take to answer CRI Version at start-up.
 const RUNTIME_WAIT: Duration = Duration::from_secs(60);
 /// How long the embedded runtime may take to stop serving at shutdown (pod workers may
 /// still hold connections; its containers keep running either way).
+#[cfg(feature = "embedded")]
 const EMBEDDED_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why the agent could not start.
@@ -34,8 +40,16 @@ pub enum AgentError {
         source: std::io::Error,
     },
     /// The embedded runtime did not start.
+    #[cfg(feature = "embedded")]
     #[error(transparent)]
     Embedded(#[from] EmbeddedError),
+    /// No CRI endpoint is configured, and this build has no runtime to start in-process.
+    #[cfg(not(feature = "embedded"))]
+    #[error(
+        "no --container-runtime-endpoint (or containerRuntimeEndpoint) given: this kubelet-lite \
+         was built without the embedded runtime (cargo feature `embedded`)"
+    )]
+    NoRuntimeEndpoint,
     /// The CRI runtime is unreachable.
     #[error("the CRI runtime at {endpoint} does not answer: {source}")]
     Runtime {
@@ -68,6 +82,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         path: settings.root_dir.clone(),
         source,
     })?;
+    #[cfg(feature = "embedded")]
     let (embedded, endpoint) = match &settings.runtime_endpoint {
         Some(endpoint) => (None, endpoint.clone()),
         None => {
@@ -80,6 +95,8 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
             (Some(embedded), endpoint)
         }
     };
+    #[cfg(not(feature = "embedded"))]
+    let endpoint = (settings.runtime_endpoint.clone()).ok_or(AgentError::NoRuntimeEndpoint)?;
     let runtime = connect_runtime(&endpoint).await?;
     let version = runtime.version().await.map_err(|source| AgentError::Runtime {
         endpoint: endpoint.clone(),
@@ -202,6 +219,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         let _ = task.await;
     }
     drop(runtime);
+    #[cfg(feature = "embedded")]
     if let Some(embedded) = embedded
         && tokio::time::timeout(EMBEDDED_STOP_TIMEOUT, embedded.shutdown())
             .await

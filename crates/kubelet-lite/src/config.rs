@@ -45,7 +45,8 @@ pub struct Args {
     #[arg(long)]
     pub node_ip: Option<IpAddr>,
     /// The CRI endpoint (`unix:///path`); default: an embedded runtime-core started
-    /// in-process on its own socket under the root directory.
+    /// in-process on its own socket under the root directory (required in builds without
+    /// the `embedded` feature).
     #[arg(long)]
     pub container_runtime_endpoint: Option<String>,
     /// The embedded runtime's configuration (runtime-core TOML); default: private

@@ -4,13 +4,17 @@
 //!
 //! Modules, in the order data flows (see `DESIGN.md`):
 //! - [`config`]: flags and the KubeletConfiguration subset, merged into [`config::Settings`];
-//! - [`runtime`]: the embedded default runtime (runtime-core in-process, on its own socket);
+//! - `runtime`: the embedded default runtime (runtime-core in-process, on its own socket),
+//!   with the `embedded` feature (on by default); without it, kubelet-lite needs
+//!   `--container-runtime-endpoint` and does not compile runtime-core;
 //! - [`node`]: Node registration, status and Lease;
 //! - [`pods`]: pod sources, one worker per pod, the status manager;
 //! - [`spec`]: a PodSpec translated into CRI configs (env, volumes, resources, security);
 //! - [`probe`]: liveness, readiness and startup probes (exec, httpGet over HTTP or HTTPS,
 //!   tcpSocket, grpc);
 //! - [`housekeeping`]: garbage collection of containers and images, log rotation;
+//! - [`metrics`]: what the node records (pod starts, CRI calls, workers) and `/metrics`
+//!   serves;
 //! - [`server`]: the kubelet HTTPS API;
 //! - [`agent`]: all of it put together, what the binary runs.
 //!
@@ -30,9 +34,11 @@
 pub mod agent;
 pub mod config;
 pub mod housekeeping;
+pub mod metrics;
 pub mod node;
 pub mod pods;
 pub mod probe;
+#[cfg(feature = "embedded")]
 pub mod runtime;
 pub mod server;
 pub mod spec;

@@ -9,6 +9,8 @@
 //! collection never finds busybox unused. Needs root, runc, the CNI plugins,
 //! docker-registry and busybox-static (skipped without them, failed with `CI=true`).
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,7 +55,7 @@ impl Env {
         test_harness::require_tools(&["docker-registry", "busybox"])?;
         let registry = Registry::start()?;
         let images = test_harness::push_test_images(&registry)?;
-        let binary = e2e::workspace_binary("runtime-core", "runtime-core")?;
+        let binary = common::runtime_core_binary()?;
         let runtime = RuntimeCore::start(&binary, &registry, RuntimeCoreOptions::with_network(BRIDGE, SUBNET))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -29,9 +29,10 @@ use common::Identity;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
+use kubelet_lite::metrics::Metrics;
 use kubelet_lite::server::{
-    AuthenticationConfig, AuthorizationMode, ConnectionLimits, Metrics, Server, ServerConfig, Services,
-    ServingCertificate, TokenReviewCounts, tls,
+    AuthenticationConfig, AuthorizationMode, ConnectionLimits, Server, ServerConfig, Services, ServingCertificate,
+    TokenReviewCounts, tls,
 };
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use rustls::pki_types::ServerName;

@@ -20,8 +20,9 @@ use common::Identity;
 use http::{Method, StatusCode};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kubelet_lite::metrics::Metrics;
 use kubelet_lite::server::{
-    AuthenticationConfig, AuthorizationMode, Metrics, Server, ServerConfig, Services, ServingCertificate,
+    AuthenticationConfig, AuthorizationMode, Server, ServerConfig, Services, ServingCertificate,
 };
 use test_harness::ControlPlane;
 use test_harness::pki::{CertificateSpec, KeyPair, Pki};

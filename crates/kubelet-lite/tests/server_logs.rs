@@ -21,8 +21,9 @@ use anyhow::{Context, ensure};
 use common::Identity;
 use cri_client::v1::{ContainerState, PodSandboxConfig};
 use http::{Method, StatusCode};
+use kubelet_lite::metrics::Metrics;
 use kubelet_lite::server::{
-    AuthenticationConfig, AuthorizationMode, Metrics, Server, ServerConfig, Services, ServingCertificate,
+    AuthenticationConfig, AuthorizationMode, Server, ServerConfig, Services, ServingCertificate,
 };
 use kubelet_lite::spec::labels::{CONTAINER_NAME, POD_NAME, POD_NAMESPACE, POD_UID};
 use test_harness::pki::{CertificateSpec, KeyPair, Pki};

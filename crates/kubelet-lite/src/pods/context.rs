@@ -1,10 +1,10 @@
 //! What every pod worker shares: the runtime, the apiserver client, the node, the status
 //! manager.
 
+use crate::metrics::Metrics;
 use crate::pods::admission::SysctlAllowlist;
 use crate::pods::directory::PodSnapshot;
 use crate::pods::status_manager::StatusManager;
-use crate::server::Metrics;
 use crate::spec::NodeContext;
 
 /// Shared by all pod workers.

@@ -1,12 +1,10 @@
 //! The pods this node runs, as the pod workers last reported them: a shared snapshot
-//! the kubelet API lists on `/pods`.
+//! the kubelet API lists on `/pods` (the server implements its `PodDirectory` on it).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
-
-use crate::server::PodDirectory;
 
 /// The pods of the node by UID, each with the status its worker computed last. Clones
 /// share the snapshot.
@@ -38,10 +36,9 @@ impl PodSnapshot {
             .filter(|pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
             .count()
     }
-}
 
-impl PodDirectory for PodSnapshot {
-    fn pods(&self) -> Vec<Pod> {
+    /// The pods, each with its latest status, by UID.
+    pub fn pods(&self) -> Vec<Pod> {
         self.0
             .read()
             .unwrap_or_else(PoisonError::into_inner)

@@ -11,12 +11,13 @@
 //!    node, or AlwaysAllow, else 403;
 //! 4. the path ([`routes`]): names checked (traversal is a 400), then the handler:
 //!    `/healthz`, `/pods` ([`PodDirectory`]), `/stats/summary` ([`stats`]), `/metrics`
-//!    ([`Metrics`]), `/containerLogs` ([`logs`]), and `/exec`, `/attach`,
+//!    ([`Metrics`](crate::metrics::Metrics)), `/containerLogs` ([`logs`]), and `/exec`, `/attach`,
 //!    `/portForward` proxied to the CRI runtime's streaming server, `/run`.
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use kubelet_lite::server::{Metrics, Server, ServerConfig, Services};
+//! use kubelet_lite::metrics::Metrics;
+//! use kubelet_lite::server::{Server, ServerConfig, Services};
 //!
 //! # async fn f(kube: kube::Client, cri: cri_client::Client) -> Result<(), Box<dyn std::error::Error>> {
 //! let config = ServerConfig::new("node-1", "0.0.0.0:10250".parse()?);
@@ -39,7 +40,6 @@ mod error;
 mod handlers;
 mod locate;
 pub mod logs;
-pub mod metrics;
 pub mod names;
 mod proxy;
 pub mod routes;
@@ -68,9 +68,10 @@ use tokio_rustls::TlsAcceptor;
 pub use authn::{AuthenticationConfig, ReviewBudget, TokenReviewCounts, UserInfo};
 pub use authz::{AuthorizationMode, Decision};
 pub use error::{ApiError, CertificateRole, ServerError, X509V1Certificate};
-pub use metrics::Metrics;
 pub use tls::ServingCertificate;
 
+use crate::metrics::Metrics;
+use crate::pods::PodSnapshot;
 use authn::{Authenticator, AuthnError};
 use authz::{Attributes, Authorizer};
 use body::Body;
@@ -148,10 +149,16 @@ impl Default for ConnectionLimits {
 }
 
 /// The pods of this node, as the node agent knows them: what `/pods` lists. The pod
-/// workers implement it; a closure returning the pods does too.
+/// workers' [`PodSnapshot`] implements it; a closure returning the pods does too.
 pub trait PodDirectory: Send + Sync {
     /// The pods bound to this node (static pods included), with their current status.
     fn pods(&self) -> Vec<Pod>;
+}
+
+impl PodDirectory for PodSnapshot {
+    fn pods(&self) -> Vec<Pod> {
+        PodSnapshot::pods(self)
+    }
 }
 
 impl<F> PodDirectory for F

@@ -198,6 +198,17 @@ fn container_mounts(
     Ok(mounts)
 }
 
+/// The start of the kubelet-managed hosts file: the comment, then the loopback and IPv6
+/// lines every pod's `/etc/hosts` has (the kubelet's `managedHostsHeader`, then the first
+/// lines of its `managedHostsFileContent`).
+const HOSTS_HEADER: &str = "# Kubernetes-managed hosts file.\n\
+     127.0.0.1\tlocalhost\n\
+     ::1\tlocalhost ip6-localhost ip6-loopback\n\
+     fe00::0\tip6-localnet\n\
+     fe00::0\tip6-mcastprefix\n\
+     fe00::1\tip6-allnodes\n\
+     fe00::2\tip6-allrouters\n";
+
 /// The kubelet-managed hosts file: loopback entries, the pod's IPs with its hostname (and
 /// FQDN with a subdomain), then `hostAliases`.
 pub fn hosts_file_content(
@@ -207,7 +218,7 @@ pub fn hosts_file_content(
     domain: Option<&str>,
     aliases: &[HostAlias],
 ) -> String {
-    let mut out = String::from(runtime_core::sandbox::files::HOSTS_HEADER);
+    let mut out = String::from(HOSTS_HEADER);
     let ips: Vec<&str> = if pod_ips.is_empty() {
         vec![pod_ip]
     } else {

@@ -11,9 +11,23 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SELinuxOpti
 
 use super::{NodeContext, SpecError};
 
-/// The paths masked and made read-only in containers unless `procMount: Unmasked`: the
-/// kubelet sends the same defaults the runtimes use.
-pub use runtime_core::container::spec::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
+/// The paths masked in containers unless `procMount: Unmasked`: the kubelet's own list
+/// (`securitycontext.defaultMaskedPaths`), the same defaults the runtimes use.
+pub const DEFAULT_MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+];
+/// The paths made read-only in containers unless `procMount: Unmasked`: the kubelet's
+/// own list (`securitycontext.defaultReadonlyPaths`).
+pub const DEFAULT_READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 /// Legacy pod-wide seccomp annotation.
 pub const SECCOMP_POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
 /// Legacy per-container seccomp annotation prefix (followed by the container name).

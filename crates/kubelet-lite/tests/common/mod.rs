@@ -1,12 +1,16 @@
-//! What the kubelet API tests share: a client that calls the API over TLS as a given
-//! identity, the way the apiserver, kubectl or metrics-server would.
+//! What the integration tests share: a client that calls the kubelet API over TLS as a
+//! given identity, the way the apiserver, kubectl or metrics-server would, and the
+//! runtime-core daemon to drive through CRI.
 
 // Each test binary that includes this module uses a part of it.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
+
+use anyhow::{Context as _, ensure};
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -68,4 +72,39 @@ pub(crate) async fn call(
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The runtime-core daemon, with `runtime-core-monitor` beside it, built (a no-op when up
+/// to date) by the cargo running this test, with its profile, into its target directory:
+/// a test of another package has no `CARGO_BIN_EXE_runtime-core`.
+pub(crate) fn runtime_core_binary() -> anyhow::Result<PathBuf> {
+    // This test runs as TARGET/PROFILE/deps/NAME-HASH.
+    let exe = std::env::current_exe().context("finding the test executable")?;
+    let mut up = exe.ancestors().skip(2);
+    let (Some(profile_dir), Some(target_dir)) = (up.next(), up.next()) else {
+        anyhow::bail!("{} is not in a cargo target directory", exe.display());
+    };
+    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") => "dev",
+        Some(name) => name,
+        None => anyhow::bail!("cannot tell the cargo profile of {}", exe.display()),
+    };
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "runtime-core",
+            "--bins",
+            "--profile",
+            profile,
+        ])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .status()
+        .context("running cargo build")?;
+    ensure!(status.success(), "cargo build --package runtime-core --bins: {status}");
+    Ok(profile_dir.join("runtime-core"))
 }

@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use kubelet_lite::server::Metrics;
+//! use kubelet_lite::metrics::Metrics;
 //!
 //! let metrics = Metrics::default();
 //! metrics.observe_cri_call("run_podsandbox", Duration::from_millis(60), true);
