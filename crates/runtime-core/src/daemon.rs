@@ -9,6 +9,7 @@ use std::sync::Arc;
 use cri_api::server::{ImageServiceServer, RuntimeServiceServer};
 
 use crate::config::Config;
+use crate::container::rootfs::Overlay;
 use crate::image::hosts::{HostsError, RegistryHosts};
 use crate::image::manager::{ImageError, ImageManager};
 use crate::image::registry::RegistryClient;
@@ -127,6 +128,7 @@ impl Runtime {
             images: images.clone(),
             namespaces: Arc::new(UnsharePinner),
             network: Arc::new(cni),
+            rootfs: Arc::new(Overlay),
             runtimes,
             default_runtime: config.default_runtime.clone(),
             monitor_binary,

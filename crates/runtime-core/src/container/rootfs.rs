@@ -155,6 +155,31 @@ impl Rootfs {
     }
 }
 
+/// The seam through which the pods domain mounts a container's rootfs and takes a bundle
+/// down: [`Overlay`] today; a test puts a double behind it.
+pub trait RootfsMounter: std::fmt::Debug + Send + Sync {
+    /// Mounts `rootfs` over `layers` (see [`Rootfs::mount`]).
+    fn mount(&self, rootfs: &Rootfs, layers: &[PathBuf], idmapped: Option<&IdmappedRoot>) -> Result<(), RootfsError>;
+
+    /// Unmounts what is mounted under `dir` and removes it (see
+    /// [`mounts::remove_unmounted`]).
+    fn remove(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// Overlay mounts made by this process ([`Rootfs::mount`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overlay;
+
+impl RootfsMounter for Overlay {
+    fn mount(&self, rootfs: &Rootfs, layers: &[PathBuf], idmapped: Option<&IdmappedRoot>) -> Result<(), RootfsError> {
+        rootfs.mount(layers, idmapped)
+    }
+
+    fn remove(&self, dir: &Path) -> io::Result<()> {
+        mounts::remove_unmounted(dir)
+    }
+}
+
 /// The overlay mount options for `lowers` (topmost first), `upper` and `work`.
 fn overlay_options(lowers: &[&Path], upper: &Path, work: &Path) -> Result<CString, RootfsError> {
     let text = |path: &Path| -> Result<String, RootfsError> {

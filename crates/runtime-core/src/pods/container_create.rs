@@ -7,7 +7,6 @@ use cri_api::v1::{CreateContainerRequest, CreateContainerResponse, NamespaceMode
 use super::sandbox_run::namespace_mode;
 use super::{Pods, PodsError, now_nanos};
 use crate::container::idmap::{self, BIND_MOUNTS_DIR};
-use crate::container::mounts;
 use crate::container::rootfs::{IdmappedRoot, Rootfs};
 use crate::container::spec::{self, NamespaceMode as Mode, Namespaces, SandboxFiles, SpecInputs};
 use crate::sandbox::pid_holder;
@@ -88,7 +87,7 @@ impl Pods {
         let layers: Vec<PathBuf> = record.layers.iter().map(|d| self.images.layer_dir(d)).collect();
         let prepared = self.prepare_bundle(&record, &sandbox, &image_config, &layers);
         if let Err(status) = prepared {
-            if let Err(error) = mounts::remove_unmounted(&record.bundle) {
+            if let Err(error) = self.rootfs.remove(&record.bundle) {
                 tracing::warn!(container = %id, %error, "cannot clean up the bundle of a failed creation");
             }
             let _ = self.registry.remove_container(&id);
@@ -107,8 +106,8 @@ impl Pods {
         layers: &[PathBuf],
     ) -> Result<(), PodsError> {
         let rootfs = Rootfs::in_bundle(&record.bundle);
-        rootfs
-            .mount(layers, idmapped_root(sandbox).as_ref())
+        self.rootfs
+            .mount(&rootfs, layers, idmapped_root(sandbox).as_ref())
             .map_err(|e| PodsError::failed("mounting the rootfs", e))?;
         let cgroups_path = cgroups_path(sandbox, &record.id);
         let target_pid = |target_id: &str| {

@@ -5,7 +5,6 @@ use std::time::Duration;
 use cri_api::v1::{RemoveContainerRequest, RemoveContainerResponse};
 
 use super::{Pods, PodsError};
-use crate::container::mounts;
 use crate::state::StateError;
 
 impl Pods {
@@ -45,7 +44,9 @@ impl Pods {
         }
         // The rootfs and any id-mapped mounts come down before a file is removed.
         for dir in [&container.bundle, &container.monitor_dir] {
-            mounts::remove_unmounted(dir).map_err(|e| PodsError::failed("removing container files", e))?;
+            self.rootfs
+                .remove(dir)
+                .map_err(|e| PodsError::failed("removing container files", e))?;
         }
         self.registry.remove_container(id).map_err(PodsError::from)
     }

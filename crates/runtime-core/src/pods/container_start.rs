@@ -5,10 +5,6 @@ use cri_api::v1::{StartContainerRequest, StartContainerResponse};
 
 use super::{Pods, PodsError, now_nanos};
 use crate::oci::Creation;
-use crate::state::container::ContainerState;
-
-/// Exit code recorded for a container whose process could not be started.
-const START_ERROR_EXIT_CODE: i32 = 128;
 
 impl Pods {
     /// StartContainer: only a created container can start (FailedPrecondition otherwise).
@@ -20,7 +16,7 @@ impl Pods {
         let container = self.registry.container(&request.container_id)?;
         let _busy = self.busy.lock(container.id.clone()).await;
         let container = self.registry.container(&container.id)?;
-        if container.status.state != ContainerState::Created {
+        if !container.status.can_start() {
             return Err(PodsError::wrong_state(format!(
                 "container {} is {:?}, only a created container can start",
                 container.id, container.status.state
@@ -48,18 +44,14 @@ impl Pods {
         match started {
             Ok((pid, started_at)) => {
                 self.registry.update_container(&container.id, |c| {
-                    c.status.state = ContainerState::Running;
-                    c.status.pid = pid;
-                    c.status.started_at = started_at;
+                    c.status.started(pid, started_at);
                 })?;
                 Ok(StartContainerResponse {})
             }
             Err(message) => {
                 let _ = runtime.delete(&container.id, true).await;
                 let _ = self.registry.update_container(&container.id, |c| {
-                    c.status.exited(START_ERROR_EXIT_CODE, now_nanos(), false);
-                    c.status.reason = "StartError".into();
-                    c.status.message = message.clone();
+                    c.status.start_failed(message.clone(), now_nanos());
                 });
                 Err(PodsError::failed("starting the container", message))
             }

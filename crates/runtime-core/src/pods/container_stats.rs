@@ -10,7 +10,7 @@ use cri_api::v1::{
 use super::container_create::cgroups_path;
 use super::{Pods, PodsError, labels_match, now_nanos};
 use crate::container::rootfs::Rootfs;
-use crate::state::container::{ContainerRecord, ContainerState};
+use crate::state::container::ContainerRecord;
 use crate::stats::cgroup::{CgroupError, CgroupStats, CpuTime, Memory};
 use crate::stats::cpu::{CpuSample, CpuSampler};
 use crate::stats::hierarchy::Hierarchy;
@@ -86,7 +86,7 @@ impl Pods {
         self.registry
             .containers()
             .into_iter()
-            .filter(|c| c.status.state == ContainerState::Running)
+            .filter(|c| c.status.is_running())
             .filter(|c| container_id.as_ref().is_none_or(|id| *id == c.id))
             .filter(|c| sandbox_id.as_ref().is_none_or(|id| *id == c.sandbox_id))
             .filter(|c| labels_match(&filter.label_selector, &c.config.labels))

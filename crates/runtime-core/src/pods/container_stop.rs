@@ -7,7 +7,6 @@ use cri_api::v1::{StopContainerRequest, StopContainerResponse};
 use super::{Pods, PodsError};
 use crate::monitor;
 use crate::state::StateError;
-use crate::state::container::ContainerState;
 
 /// The signal that cannot be ignored.
 const SIGKILL: i32 = 9;
@@ -39,7 +38,7 @@ impl Pods {
     /// recorded the exit.
     pub(super) async fn stop_container_process(&self, id: &str, grace: Duration) -> Result<(), PodsError> {
         let container = self.refresh_container(id)?;
-        if container.status.state != ContainerState::Running {
+        if !container.status.is_running() {
             return Ok(());
         }
         let runtime = self.runtime_of(&container)?;

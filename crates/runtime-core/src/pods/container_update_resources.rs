@@ -4,7 +4,6 @@ use cri_api::v1::{UpdateContainerResourcesRequest, UpdateContainerResourcesRespo
 
 use super::{Pods, PodsError};
 use crate::container::spec;
-use crate::state::container::ContainerState;
 
 impl Pods {
     /// UpdateContainerResources: applied to a running container through `runc update` and
@@ -20,7 +19,7 @@ impl Pods {
         let container = self.registry.container(&request.container_id)?;
         let _busy = self.busy.lock(container.id.clone()).await;
         let container = self.refresh_container(&container.id)?;
-        if container.status.state == ContainerState::Running {
+        if container.status.is_running() {
             let json = serde_json::to_vec(&spec::resources(&resources))
                 .map_err(|e| PodsError::failed("encoding resources", e))?;
             self.runtime_of(&container)?

@@ -3,7 +3,7 @@
 
 use super::{Pods, PodsError};
 use crate::monitor;
-use crate::state::container::{ContainerRecord, ContainerState};
+use crate::state::container::ContainerRecord;
 
 impl Pods {
     /// Writes a monitor's exit record into the container's status.
@@ -21,7 +21,7 @@ impl Pods {
     pub(super) fn running_container(&self, id: &str) -> Result<ContainerRecord, PodsError> {
         let container = self.registry.container(id)?;
         let container = self.refresh_container(&container.id)?;
-        if container.status.state != ContainerState::Running {
+        if !container.status.is_running() {
             return Err(PodsError::wrong_state(format!(
                 "container {} is not running",
                 container.id
@@ -35,7 +35,7 @@ impl Pods {
     /// without a record is Unknown.
     pub(super) fn refresh_container(&self, id: &str) -> Result<ContainerRecord, PodsError> {
         let container = self.registry.container(id)?;
-        if container.status.state != ContainerState::Running {
+        if !container.status.is_running() {
             return Ok(container);
         }
         if let Some(exit) = monitor::exit_status(&container.monitor_dir) {
@@ -46,8 +46,8 @@ impl Pods {
                 Some(exit) => self.record_exit(&container, exit)?,
                 None => {
                     self.registry.update_container(id, |c| {
-                        c.status.state = ContainerState::Unknown;
-                        c.status.message = "the container's monitor ended without recording an exit".into();
+                        c.status
+                            .lost("the container's monitor ended without recording an exit".into())
                     })?;
                 }
             }

@@ -35,6 +35,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::container::rootfs::RootfsMounter;
 use crate::image::digest::Digest;
 use crate::image::manager::ImageManager;
 use crate::keyed_lock::KeyedLocks;
@@ -64,6 +65,7 @@ pub struct Pods {
     images: Arc<ImageManager>,
     namespaces: Arc<dyn NamespacePinner>,
     network: Arc<dyn PodNetwork>,
+    rootfs: Arc<dyn RootfsMounter>,
     runtimes: HashMap<String, Arc<dyn OciRuntime>>,
     default_runtime: String,
     monitor_binary: PathBuf,
@@ -83,6 +85,7 @@ impl Pods {
             images: parts.images,
             namespaces: parts.namespaces,
             network: parts.network,
+            rootfs: parts.rootfs,
             runtimes: parts.runtimes,
             default_runtime: parts.default_runtime,
             monitor_binary: parts.monitor_binary,
@@ -133,6 +136,8 @@ pub struct PodsParts {
     pub namespaces: Arc<dyn NamespacePinner>,
     /// The pod network.
     pub network: Arc<dyn PodNetwork>,
+    /// What mounts containers' root filesystems and takes their bundles down.
+    pub rootfs: Arc<dyn RootfsMounter>,
     /// The OCI runtime of each runtime handler.
     pub runtimes: HashMap<String, Arc<dyn OciRuntime>>,
     /// The handler for sandboxes that name none.

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use super::Pods;
 use super::container_create::idmapped_root;
-use crate::container::mounts;
 use crate::container::rootfs::Rootfs;
 use crate::sandbox::{namespaces, pid_holder};
 use crate::state::container::ContainerState;
@@ -27,8 +26,8 @@ impl Pods {
             let id = container.id.clone();
             if !container.bundle.join("config.json").is_file() {
                 tracing::info!(container = %id, "removing a container whose creation did not finish");
-                remove_unmounted(&container.bundle);
-                remove_unmounted(&container.monitor_dir);
+                self.remove_unmounted(&container.bundle);
+                self.remove_unmounted(&container.monitor_dir);
                 let _ = self.registry.remove_container(&id);
                 continue;
             }
@@ -46,7 +45,7 @@ impl Pods {
                         // to be stopped below, and the mount fails with the reason.
                         let idmapped = (self.registry.sandbox(&container.sandbox_id).ok())
                             .and_then(|sandbox| idmapped_root(&sandbox));
-                        if let Err(error) = rootfs.mount(&layers, idmapped.as_ref()) {
+                        if let Err(error) = self.rootfs.mount(&rootfs, &layers, idmapped.as_ref()) {
                             tracing::warn!(container = %id, %error, "could not mount the rootfs again");
                         }
                     }
@@ -76,14 +75,14 @@ impl Pods {
             .into_iter()
             .chain(orphans(&self.dirs.monitors, &containers))
         {
-            remove_orphan(&dir);
+            self.remove_orphan(&dir);
         }
         for dir in orphans(&self.dirs.sandboxes, &sandboxes) {
             // A holder the daemon started but did not get to record.
             for pid in pid_holder::holders_of(&dir) {
                 let _ = pid_holder::stop(pid, &dir).await;
             }
-            remove_orphan(&dir);
+            self.remove_orphan(&dir);
         }
     }
 }
@@ -100,17 +99,19 @@ fn orphans(parent: &Path, known: &HashSet<String>) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Removes a directory no record owns, unmounting what is mounted under it first (a
-/// rootfs, id-mapped mounts, pinned namespace files).
-fn remove_orphan(dir: &Path) {
-    tracing::info!(path = %dir.display(), "removing a directory no record owns");
-    remove_unmounted(dir);
-}
+impl Pods {
+    /// Removes a directory no record owns, unmounting what is mounted under it first (a
+    /// rootfs, id-mapped mounts, pinned namespace files).
+    fn remove_orphan(&self, dir: &Path) {
+        tracing::info!(path = %dir.display(), "removing a directory no record owns");
+        self.remove_unmounted(dir);
+    }
 
-/// [`mounts::remove_unmounted`], with a failure logged: a directory whose mounts cannot be
-/// taken down is left whole.
-fn remove_unmounted(dir: &Path) {
-    if let Err(error) = mounts::remove_unmounted(dir) {
-        tracing::warn!(path = %dir.display(), %error, "cannot remove a directory");
+    /// Takes down and removes `dir`, with a failure logged: a directory whose mounts cannot
+    /// be taken down is left whole.
+    fn remove_unmounted(&self, dir: &Path) {
+        if let Err(error) = self.rootfs.remove(dir) {
+            tracing::warn!(path = %dir.display(), %error, "cannot remove a directory");
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::sandbox::namespaces::PinRequest;
 use crate::sandbox::user_namespace::IdMappings;
 use crate::sandbox::{files, namespaces, pid_holder};
 use crate::state::ids::new_id;
-use crate::state::sandbox::{SandboxRecord, SandboxState, SandboxStatus};
+use crate::state::sandbox::{SandboxRecord, SandboxState};
 
 /// The interface CNI creates in the pod's network namespace.
 pub(super) const POD_INTERFACE: &str = "eth0";
@@ -31,30 +31,7 @@ impl Pods {
         let id = new_id().map_err(|e| PodsError::failed("making an id", e))?;
         let _busy = self.busy.lock(id.clone()).await;
         let dir = self.dirs.sandboxes.join(&id);
-        let record = SandboxRecord {
-            id: id.clone(),
-            name: SandboxRecord::name_of(&config),
-            cgroup_parent: config
-                .linux
-                .as_ref()
-                .map(|l| l.cgroup_parent.clone())
-                .unwrap_or_default(),
-            config,
-            runtime_handler: request.runtime_handler,
-            created_at: now_nanos(),
-            dir: dir.clone(),
-            netns: None,
-            ipc_ns: None,
-            uts_ns: None,
-            user_ns: None,
-            pid_holder: None,
-            status: SandboxStatus {
-                state: SandboxState::NotReady,
-                ip: None,
-                additional_ips: Vec::new(),
-                network_attached: false,
-            },
-        };
+        let record = SandboxRecord::new(id.clone(), config, request.runtime_handler, dir.clone(), now_nanos());
         // The record goes first: it reserves the name, and a crash from here on leaves
         // something reconcile can find and clean up.
         self.registry.add_sandbox(record.clone())?;

@@ -13,7 +13,6 @@ use cri_api::v1::{
 
 use super::container_stats::{ContainerSample, memory_usage};
 use super::{Pods, PodsError, labels_match, now_nanos};
-use crate::state::container::ContainerState;
 use crate::state::sandbox::{SandboxRecord, SandboxState};
 use crate::stats::cgroup::{CgroupStats, CpuTime, Memory};
 use crate::stats::network::{self, DEFAULT_INTERFACE, InterfaceCounters};
@@ -78,7 +77,7 @@ impl Pods {
             .registry
             .containers_of(&sandbox.id)
             .iter()
-            .filter(|c| c.status.state == ContainerState::Running)
+            .filter(|c| c.status.is_running())
             .map(|c| self.sample_container(c))
             .collect();
         let timestamp = now_nanos();

@@ -1,5 +1,5 @@
-//! The rollback of RunPodSandbox and StartContainer, without root: a double stands behind
-//! every seam (namespaces, pod network, OCI runtime), records what it is asked to do and
+//! The rollback of RunPodSandbox, CreateContainer and StartContainer, without root: a
+//! double stands behind every seam (namespaces, pod network, rootfs, OCI runtime), records what it is asked to do and
 //! fails at the step a test names; the test checks that what was done is undone, in
 //! reverse, and what the records then say.
 
@@ -9,14 +9,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use cri_api::v1::{
-    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
-    PodSandboxMetadata, RunPodSandboxRequest, StartContainerRequest,
+    ContainerConfig, ContainerMetadata, CreateContainerRequest, ImageSpec, LinuxPodSandboxConfig,
+    LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata,
+    RunPodSandboxRequest, StartContainerRequest,
 };
 use futures_util::future::BoxFuture;
 
 use super::{Dirs, Pods, PodsError, PodsParts};
+use crate::container::rootfs::{IdmappedRoot, Rootfs, RootfsError, RootfsMounter};
+use crate::image::digest::Digest;
 use crate::image::hosts::RegistryHosts;
 use crate::image::manager::ImageManager;
+use crate::image::records::ImageRecord;
 use crate::image::registry::RegistryClient;
 use crate::oci::runc::{ExecOutput, Runc, RuncError};
 use crate::oci::{Call, Creation, OciError, OciRuntime};
@@ -24,25 +28,29 @@ use crate::sandbox::cni::{Attachment, CniError, NetworkStatus};
 use crate::sandbox::namespaces::{NamespaceError, NamespacePinner, PinRequest, PinnedNamespaces};
 use crate::sandbox::network::{NetworkCall, PodNetwork};
 use crate::state::container::{ContainerRecord, ContainerState, ContainerStatus};
-use crate::state::sandbox::{SandboxRecord, SandboxState, SandboxStatus};
+use crate::state::sandbox::{SandboxRecord, SandboxState};
 use crate::state::{Registry, StateError};
-use crate::store::Store;
+use crate::store::{self, Store};
 
 /// The runtime handler the doubles serve.
 const HANDLER: &str = "double";
 /// The pid the double's containers get.
 const PID: u32 = 4242;
+/// The image the containers are made from.
+const IMAGE: &str = "docker.io/library/app:latest";
 
-/// A step a double takes, in the order RunPodSandbox and StartContainer take them; the
-/// undoing steps come last.
+/// A step a double takes, in the order RunPodSandbox, CreateContainer and StartContainer
+/// take them; the undoing steps come last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Pin,
     Setup,
+    Mount,
     Create,
     Start,
     Teardown,
     Unpin,
+    Remove,
     Delete,
 }
 
@@ -130,6 +138,27 @@ impl PodNetwork for Host {
     }
 }
 
+impl RootfsMounter for Host {
+    fn mount(&self, rootfs: &Rootfs, _: &[PathBuf], _: Option<&IdmappedRoot>) -> Result<(), RootfsError> {
+        let io = |source| RootfsError::Io {
+            path: rootfs.target.clone(),
+            source,
+        };
+        if self.take(Step::Mount) {
+            return Err(io(std::io::Error::other("Mount fails")));
+        }
+        std::fs::create_dir_all(&rootfs.target).map_err(io)
+    }
+
+    fn remove(&self, dir: &Path) -> std::io::Result<()> {
+        self.take(Step::Remove);
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl OciRuntime for Host {
     fn create<'a>(&'a self, container: &'a Creation) -> Call<'a, u32> {
         Box::pin(async move {
@@ -177,7 +206,8 @@ impl OciRuntime for Host {
     }
 }
 
-/// Pods over `host`, with their files and records in a temporary directory.
+/// Pods over `host`, with their files and records in a temporary directory, and an image
+/// without layers named [`IMAGE`].
 fn pods(dir: &Path, host: &Arc<Host>) -> Pods {
     let store = Arc::new(Store::open(&dir.join("metadata.db")).expect("store"));
     let images = ImageManager::open(
@@ -186,6 +216,23 @@ fn pods(dir: &Path, host: &Arc<Host>) -> Pods {
         store.clone(),
     )
     .expect("images");
+    let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let id = Digest::of(config);
+    let blob = images.content_store().path(&id);
+    std::fs::create_dir_all(blob.parent().expect("blobs")).expect("blobs");
+    std::fs::write(&blob, config).expect("config blob");
+    let image = ImageRecord {
+        id: id.clone(),
+        repo_tags: vec![IMAGE.into()],
+        repo_digests: Vec::new(),
+        manifest: id.clone(),
+        index: None,
+        layers: Vec::new(),
+        size: config.len() as u64,
+        user: String::new(),
+        pinned: false,
+    };
+    store.put(store::IMAGES, id.as_str(), &image).expect("image record");
     let dirs = Dirs {
         sandboxes: dir.join("sandboxes"),
         containers: dir.join("containers"),
@@ -197,6 +244,7 @@ fn pods(dir: &Path, host: &Arc<Host>) -> Pods {
         images: Arc::new(images),
         namespaces: host.clone(),
         network: host.clone(),
+        rootfs: host.clone(),
         runtimes: HashMap::from([(HANDLER.to_string(), runtime)]),
         default_runtime: HANDLER.into(),
         monitor_binary: PathBuf::from("/nonexistent/runtime-core-monitor"),
@@ -293,26 +341,14 @@ async fn run_pod_sandbox_without_a_failure_leaves_a_ready_sandbox_with_its_ip() 
 
 /// A ready sandbox and a created container in it, recorded as CreateContainer leaves them.
 fn created_container(pods: &Pods) -> String {
-    let sandbox = SandboxRecord {
-        id: "sandbox-1".into(),
-        name: SandboxRecord::name_of(&pod_config()),
-        config: pod_config(),
-        cgroup_parent: String::new(),
-        runtime_handler: String::new(),
-        created_at: 1,
-        dir: pods.dirs.sandboxes.join("sandbox-1"),
-        netns: None,
-        ipc_ns: None,
-        uts_ns: None,
-        user_ns: None,
-        pid_holder: None,
-        status: SandboxStatus {
-            state: SandboxState::Ready,
-            ip: None,
-            additional_ips: Vec::new(),
-            network_attached: false,
-        },
-    };
+    let mut sandbox = SandboxRecord::new(
+        "sandbox-1".into(),
+        pod_config(),
+        String::new(),
+        pods.dirs.sandboxes.join("sandbox-1"),
+        1,
+    );
+    sandbox.status.state = SandboxState::Ready;
     pods.registry.add_sandbox(sandbox).expect("sandbox record");
     let container = ContainerRecord {
         id: "container-1".into(),
@@ -399,4 +435,90 @@ async fn start_container_without_a_failure_records_it_running_with_its_pid() {
     let status = pods.registry.container(&id).expect("record").status;
     assert_eq!((status.state, status.pid), (ContainerState::Running, PID));
     assert_ne!(status.started_at, 0);
+}
+
+/// CreateContainer of a container named `app` in sandbox `sandbox_id`, with `mounts`.
+async fn create_container(pods: &Pods, sandbox_id: &str, mounts: Vec<cri_api::v1::Mount>) -> Result<String, PodsError> {
+    let config = ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: "app".into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: IMAGE.into(),
+            ..ImageSpec::default()
+        }),
+        command: vec!["/app".into()],
+        mounts,
+        ..ContainerConfig::default()
+    };
+    let request = CreateContainerRequest {
+        pod_sandbox_id: sandbox_id.into(),
+        config: Some(config),
+        sandbox_config: Some(pod_config()),
+    };
+    Ok(pods.create_container(request).await?.container_id)
+}
+
+#[tokio::test]
+async fn create_container_takes_its_bundle_down_and_frees_its_name_when_a_step_fails() {
+    use Step::*;
+    let missing_host_path = || cri_api::v1::Mount {
+        container_path: "/data".into(),
+        host_path: "/nonexistent/runtime-core-test".into(),
+        ..cri_api::v1::Mount::default()
+    };
+    let cases = [
+        (
+            "mounting the rootfs fails",
+            Some(Mount),
+            vec![],
+            vec![Pin, Setup, Mount, Remove],
+        ),
+        (
+            "the spec cannot be built, after the rootfs is mounted",
+            None,
+            vec![missing_host_path()],
+            vec![Pin, Setup, Mount, Remove],
+        ),
+    ];
+    for (desc, step, mounts, expected) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = Host::failing_at(step);
+        let pods = pods(dir.path(), &host);
+        let sandbox_id = run_pod_sandbox(&pods).await.expect("sandbox");
+        let error = create_container(&pods, &sandbox_id, mounts).await.expect_err(desc);
+        assert_eq!(host.calls(), expected, "{desc}");
+        assert!(pods.registry.containers().is_empty(), "{desc}: the record is gone");
+        let bundles: Vec<_> = std::fs::read_dir(&pods.dirs.containers)
+            .map(|entries| entries.collect())
+            .unwrap_or_default();
+        assert!(bundles.is_empty(), "{desc}: the bundle is gone");
+        match step {
+            Some(_) => assert!(matches!(error, PodsError::Failed { .. }), "{desc}: {error}"),
+            None => assert!(matches!(error, PodsError::Missing(_)), "{desc}: {error}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn create_container_without_a_failure_leaves_a_created_container_with_its_spec() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::failing_at(None);
+    let pods = pods(dir.path(), &host);
+    let sandbox_id = run_pod_sandbox(&pods).await.expect("sandbox");
+    let id = create_container(&pods, &sandbox_id, Vec::new())
+        .await
+        .expect("container");
+    assert_eq!(host.calls(), vec![Step::Pin, Step::Setup, Step::Mount]);
+    let container = pods.registry.container(&id).expect("record");
+    assert!(container.status.can_start());
+    assert!(container.bundle.join("config.json").is_file());
+    let error = create_container(&pods, &sandbox_id, Vec::new())
+        .await
+        .expect_err("same name");
+    assert!(
+        matches!(error, PodsError::State(StateError::NameReserved { .. })),
+        "{error}"
+    );
 }

@@ -1,11 +1,31 @@
-//! A container's record.
+//! A container's record: what was asked for (immutable) and its [`ContainerStatus`], whose
+//! state changes only through the methods below, each named after the event that causes
+//! it; the verbs ask the status whether they may act ([`ContainerStatus::can_start`],
+//! [`ContainerStatus::is_running`]) instead of comparing states themselves.
+//!
+//! ```text
+//!   created()          started()                 exited()
+//!   ─────────▶ Created ─────────▶ Running ─────────────────▶ Exited
+//!                 │                  │                          ▲
+//!                 │                  │ lost() (the monitor      │
+//!                 │                  ▼   ended, no exit record) │
+//!                 │               Unknown                       │
+//!                 └──────────────── start_failed() ─────────────┘
+//! ```
+//!
+//! RemoveContainer removes the record in any state (a running container is killed
+//! first); StopContainer acts on a running container only, and succeeds on the others.
 
 use std::path::PathBuf;
 
 use cri_api::v1::ContainerConfig;
 use serde::{Deserialize, Serialize};
 
-/// Where a container is in its life (the CRI's `ContainerState`).
+/// The exit code recorded for a container whose process could not be started.
+const START_ERROR_EXIT_CODE: i32 = 128;
+
+/// Where a container is in its life (the CRI's `ContainerState`); see the module doc for
+/// the transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContainerState {
     /// Created with runc, not started.
@@ -98,6 +118,39 @@ impl ContainerStatus {
         }
     }
 
+    /// Whether StartContainer may start the container: only a created one.
+    pub fn can_start(&self) -> bool {
+        self.state == ContainerState::Created
+    }
+
+    /// Whether the container has a process: what stop, exec, attach, a resource update and
+    /// a log reopen act on, and what the monitor must be asked about.
+    pub fn is_running(&self) -> bool {
+        self.state == ContainerState::Running
+    }
+
+    /// Records a start: the container's init `pid`, started at `started_at`.
+    pub fn started(&mut self, pid: u32, started_at: i64) {
+        self.state = ContainerState::Running;
+        self.pid = pid;
+        self.started_at = started_at;
+    }
+
+    /// Records a start that failed, as containerd does (exit code 128, reason `StartError`,
+    /// `message` saying why), so the kubelet sees why and may remove the container.
+    pub fn start_failed(&mut self, message: String, finished_at: i64) {
+        self.exited(START_ERROR_EXIT_CODE, finished_at, false);
+        self.reason = "StartError".into();
+        self.message = message;
+    }
+
+    /// Records that the container's monitor ended without recording how the container
+    /// did: its state is unknown.
+    pub fn lost(&mut self, message: String) {
+        self.state = ContainerState::Unknown;
+        self.message = message;
+    }
+
     /// Records an exit: code, time and the CRI reason (OOMKilled, Completed or Error).
     pub fn exited(&mut self, exit_code: i32, finished_at: i64, oom_killed: bool) {
         self.state = ContainerState::Exited;
@@ -124,6 +177,33 @@ impl ContainerRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_created_container_starts_and_only_a_running_one_has_a_process() {
+        let mut status = ContainerStatus::created();
+        assert!(status.can_start() && !status.is_running(), "created");
+        status.started(7, 1);
+        assert!(!status.can_start() && status.is_running(), "running");
+        assert_eq!((status.pid, status.started_at), (7, 1));
+        let mut lost = status.clone();
+        lost.lost("gone".into());
+        assert!(!lost.can_start() && !lost.is_running(), "unknown");
+        assert_eq!(lost.state, ContainerState::Unknown);
+        status.exited(0, 2, false);
+        assert!(!status.can_start() && !status.is_running(), "exited");
+        let mut failed = ContainerStatus::created();
+        failed.start_failed("no such binary".into(), 3);
+        assert!(!failed.can_start() && !failed.is_running(), "failed to start");
+        assert_eq!(
+            (
+                failed.state,
+                failed.exit_code,
+                failed.reason.as_str(),
+                failed.message.as_str()
+            ),
+            (ContainerState::Exited, 128, "StartError", "no such binary")
+        );
+    }
 
     #[test]
     fn exit_reasons_follow_the_cri() {

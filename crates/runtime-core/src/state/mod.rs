@@ -10,16 +10,10 @@
 //!                       └───────RemovePodSandbox (stops first)───┘
 //! ```
 //!
-//! A container:
+//! A container: see [`container`], which draws its states and keeps their transitions and
+//! the guards the verbs ask (`can_start`, `is_running`) in one place.
 //!
-//! ```text
-//!   CreateContainer ──▶ Created ──StartContainer──▶ Running ──exits / StopContainer──▶ Exited
-//!                          │                                                            │
-//!                          └──────────────────────RemoveContainer──────────────────────┴──▶ (gone)
-//! ```
-//!
-//! A container whose monitor vanished without recording an exit is `Unknown` until it is
-//! removed. [`Registry`] holds the records in memory, persists every change and reserves
+//! [`Registry`] holds the records in memory, persists every change and reserves
 //! names, so a second sandbox or container with a name in use is refused.
 
 pub mod container;

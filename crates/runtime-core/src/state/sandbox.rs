@@ -66,6 +66,35 @@ pub struct SandboxStatus {
 }
 
 impl SandboxRecord {
+    /// The record of a sandbox about to be set up (NotReady, nothing pinned or attached):
+    /// `id`, made from `config` for `runtime_handler`, with its files in `dir`.
+    pub fn new(id: String, config: PodSandboxConfig, runtime_handler: String, dir: PathBuf, created_at: i64) -> Self {
+        Self {
+            name: Self::name_of(&config),
+            cgroup_parent: config
+                .linux
+                .as_ref()
+                .map(|l| l.cgroup_parent.clone())
+                .unwrap_or_default(),
+            id,
+            config,
+            runtime_handler,
+            created_at,
+            dir,
+            netns: None,
+            ipc_ns: None,
+            uts_ns: None,
+            user_ns: None,
+            pid_holder: None,
+            status: SandboxStatus {
+                state: SandboxState::NotReady,
+                ip: None,
+                additional_ips: Vec::new(),
+                network_attached: false,
+            },
+        }
+    }
+
     /// The reserved name of a sandbox with this config.
     pub fn name_of(config: &PodSandboxConfig) -> String {
         let metadata = config.metadata.clone().unwrap_or_default();
