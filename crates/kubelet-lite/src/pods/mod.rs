@@ -9,15 +9,14 @@ pub mod admission;
 pub mod backoff;
 pub mod context;
 pub mod directory;
+pub(crate) mod hooks;
 pub mod image;
 pub mod instances;
 pub mod mirror;
 pub mod phase;
 pub(crate) mod probes;
 pub mod source;
-pub(crate) mod start;
 pub mod status_manager;
-pub(crate) mod terminate;
 pub mod worker;
 
 use std::collections::{HashMap, HashSet};

@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, ExecAction, HTTPGetAction, Probe, TCPSocketAction};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::net::TcpStream;
 
+use super::address::{authority, resolve_port};
 use super::grpc::health_check;
-use super::http::{authority, http_get};
+use super::http::http_get;
 use super::{ProbeOutcome, ProbeTarget, settings::ProbeSettings};
 
 /// How much of an exec probe's output is kept in the failure message.
@@ -70,27 +70,6 @@ async fn exec_probe(exec: &ExecAction, target: &ProbeTarget, timeout: Duration) 
         }
         Err(err) => ProbeOutcome::Failure(format!("exec failed: {err}")),
     }
-}
-
-/// A port number, or the number of the container's port of that name.
-pub(crate) fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String> {
-    let number = match port {
-        IntOrString::Int(n) => *n,
-        IntOrString::String(name) => match name.parse::<i32>() {
-            Ok(n) => n,
-            Err(_) => container
-                .ports
-                .iter()
-                .flatten()
-                .find(|p| p.name.as_deref() == Some(name.as_str()))
-                .map(|p| p.container_port)
-                .ok_or_else(|| format!("container has no port named {name:?}"))?,
-        },
-    };
-    u16::try_from(number)
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("invalid port {number}"))
 }
 
 async fn tcp_probe(tcp: &TCPSocketAction, pod_ip: &str, container: &Container) -> ProbeOutcome {

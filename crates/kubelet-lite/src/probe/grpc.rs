@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::GRPCAction;
 use tonic::codegen::http::uri::PathAndQuery;
 
-use super::http::authority;
+use super::address::authority;
 
 /// The method every gRPC health server serves.
 const CHECK: &str = "/grpc.health.v1.Health/Check";

@@ -13,7 +13,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::check::resolve_port;
+use super::address::{authority, resolve_port};
 
 /// The User-Agent the kubelet sends with HTTP probes (servers sometimes key on it).
 pub const USER_AGENT: &str = "kube-probe/1.20";
@@ -62,15 +62,6 @@ async fn exchange(mut stream: impl AsyncRead + AsyncWrite + Unpin, request: &str
     }
     parse_status_line(&head)
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response"))
-}
-
-/// `host:port`, bracketing IPv6 addresses.
-pub(crate) fn authority(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 fn path_of(http: &HTTPGetAction) -> String {

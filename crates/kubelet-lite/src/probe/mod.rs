@@ -17,6 +17,7 @@
 //! # }
 //! ```
 
+mod address;
 mod check;
 mod grpc;
 mod http;

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
-use super::check::resolve_port;
+use super::address::resolve_port;
 use super::http::{http_request, parse_status_line};
 use super::*;
 

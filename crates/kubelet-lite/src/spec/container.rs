@@ -13,8 +13,9 @@ use k8s_openapi::api::core::v1::{Container, HostAlias, Pod};
 
 use super::downward::Addresses;
 use super::env::{Env, container_env};
+use super::identity::pod_identity;
 use super::resources::{container_resources, node_memory_capacity};
-use super::sandbox::{hostname_and_domain, pod_identity};
+use super::sandbox::hostname_and_domain;
 use super::security::{ImageUser, container_security_context, verify_run_as_non_root};
 use super::volumes::{check_relative_path, mount_sub_path};
 use super::{ApiObjects, NodeContext, SpecError, Volumes, labels};

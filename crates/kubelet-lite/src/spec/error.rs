@@ -97,7 +97,7 @@ pub enum SpecError {
         sub_path: String,
         /// Why it was refused.
         #[source]
-        reason: super::volumes::SubPathError,
+        reason: SubPathError,
     },
     /// The container must not run as root but would.
     #[error("container has runAsNonRoot and {0}")]
@@ -149,4 +149,35 @@ impl SpecError {
             reason: reason.into(),
         }
     }
+}
+
+/// Why a sub path was refused; shown with the volume and sub path it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum SubPathError {
+    /// The path goes above the volume's directory (by `..` or through a link).
+    #[error("it leads outside the volume{}", through.as_ref().map(|link| format!(" (through the symbolic link {link:?})")).unwrap_or_default())]
+    Escapes {
+        /// The link whose target leaves the volume, if a link did.
+        through: Option<String>,
+    },
+    /// More links on the way than the kernel itself follows (40).
+    #[error("too many levels of symbolic links")]
+    TooManyLinks,
+    /// A component before the last is not a directory.
+    #[error("{0:?} is not a directory")]
+    NotADirectory(String),
+    /// A component does not exist (and the volume is read-only, so it was not created).
+    #[error("{0:?} does not exist")]
+    Missing(String),
+    /// A system call failed.
+    #[error("{what} {path}: {source}")]
+    Os {
+        /// What was being done.
+        what: &'static str,
+        /// The path or component involved.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }

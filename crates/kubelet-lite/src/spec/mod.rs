@@ -13,6 +13,7 @@ mod downward;
 mod env;
 mod error;
 mod expand;
+mod identity;
 pub mod labels;
 pub mod node;
 mod objects;
@@ -26,7 +27,7 @@ mod volumes;
 pub use auth::image_auths;
 pub use container::{ContainerContext, container_config, container_log_path, hosts_file_content};
 pub use dns::{ResolvConf, dns_config};
-pub use error::SpecError;
+pub use error::{SpecError, SubPathError};
 pub use labels::container_hash;
 pub use node::{NodeContext, pod_log_directory};
 pub use objects::{ApiObjects, fetch_objects};
@@ -38,4 +39,4 @@ pub use sandbox::{hostname_and_domain, sandbox_config, sandbox_config_with};
 pub use security::{
     ImageUser, container_security_context, namespace_options, sandbox_security_context, verify_run_as_non_root,
 };
-pub use volumes::{SubPathError, VolumeEntry, Volumes, prepare_volumes, remove_volumes};
+pub use volumes::{VolumeEntry, Volumes, prepare_volumes, remove_volumes};

@@ -6,20 +6,13 @@ use cri_api::v1::{LinuxPodSandboxConfig, PodSandboxConfig, PodSandboxMetadata, P
 use k8s_openapi::api::core::v1::Pod;
 
 use super::dns::{ResolvConf, dns_config};
+use super::identity::pod_identity;
 use super::node::pod_log_directory;
 use super::security::sandbox_security_context;
 use super::{NodeContext, SpecError, labels};
 
 /// Longest hostname the kernel takes.
 const MAX_HOSTNAME_LEN: usize = 63;
-
-/// The pod's name, namespace and UID, which every pod has.
-pub(crate) fn pod_identity(pod: &Pod) -> Result<(&str, &str, &str), SpecError> {
-    let meta = &pod.metadata;
-    let name = meta.name.as_deref().ok_or(SpecError::MissingField("metadata.name"))?;
-    let uid = meta.uid.as_deref().ok_or(SpecError::MissingField("metadata.uid"))?;
-    Ok((name, meta.namespace.as_deref().unwrap_or("default"), uid))
-}
 
 /// The pod's hostname and, with a subdomain, its domain
 /// (`<subdomain>.<namespace>.svc.<cluster domain>`), as `GeneratePodHostnameAndDomain`.

@@ -16,8 +16,8 @@ use cri_api::v1::{IdMapping, NamespaceMode, UserNamespace};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::SpecError;
+use super::identity::pod_identity;
 use super::node::{NodeContext, PODS_DIR};
-use super::sandbox::pod_identity;
 
 /// How many uids and gids a pod gets.
 pub const IDS_PER_POD: u32 = 65_536;

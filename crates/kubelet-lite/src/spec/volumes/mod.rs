@@ -20,7 +20,6 @@ use super::quantity::Amount;
 use super::{ApiObjects, NodeContext, SpecError};
 
 pub(crate) use self::atomic::check_relative_path;
-pub use self::sub_path::SubPathError;
 pub(crate) use self::sub_path::mount_sub_path;
 
 /// Plugin directory names, as the kubelet spells them.

@@ -33,43 +33,12 @@ use nix::fcntl::{OFlag, openat, readlinkat};
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, mkdirat};
 
-use crate::spec::SpecError;
+use crate::spec::{SpecError, SubPathError};
 
 /// How many symbolic links one sub path may go through (the kernel's own limit).
 const MAX_LINKS: usize = 40;
 /// The mode of directories created for a sub path, as the kubelet creates them.
 const NEW_DIRECTORY_MODE: u32 = 0o755;
-
-/// Why a sub path was refused; shown with the volume and sub path it concerns.
-#[derive(Debug, thiserror::Error)]
-pub enum SubPathError {
-    /// The path goes above the volume's directory (by `..` or through a link).
-    #[error("it leads outside the volume{}", through.as_ref().map(|link| format!(" (through the symbolic link {link:?})")).unwrap_or_default())]
-    Escapes {
-        /// The link whose target leaves the volume, if a link did.
-        through: Option<String>,
-    },
-    /// More than [`MAX_LINKS`] links on the way.
-    #[error("too many levels of symbolic links")]
-    TooManyLinks,
-    /// A component before the last is not a directory.
-    #[error("{0:?} is not a directory")]
-    NotADirectory(String),
-    /// A component does not exist (and the volume is read-only, so it was not created).
-    #[error("{0:?} does not exist")]
-    Missing(String),
-    /// A system call failed.
-    #[error("{what} {path}: {source}")]
-    Os {
-        /// What was being done.
-        what: &'static str,
-        /// The path or component involved.
-        path: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// An object found inside a volume, held open so that it cannot be swapped.
 #[derive(Debug)]

@@ -3,7 +3,12 @@
 //! and terminates it gracefully when it is deleted.
 //!
 //! The loop: sync, then wait for a change of the pod, a probe result, or the next check
-//! (sooner while something is in flight).
+//! (sooner while something is in flight). The worker's state is its own: starting and
+//! killing a container ([`start`]) and terminating the pod ([`terminate`]) are its
+//! methods, in files of their own.
+
+mod start;
+mod terminate;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +29,7 @@ use crate::pods::instances::{self, Instance};
 use crate::pods::probes::ContainerProbes;
 use crate::pods::source::Source;
 use crate::pods::status_manager::PodKey;
-use crate::pods::{admission, phase, start, terminate};
+use crate::pods::{admission, phase};
 use crate::spec;
 
 /// How often a settled pod is checked.
@@ -82,36 +87,46 @@ pub fn spawn(ctx: Arc<PodContext>, desired: watch::Receiver<Desired>) -> tokio::
 
 /// The sandbox the pod runs in.
 #[derive(Debug, Clone)]
-pub(crate) struct SandboxState {
-    pub(crate) id: String,
-    pub(crate) config: PodSandboxConfig,
-    pub(crate) ips: Vec<String>,
+struct SandboxState {
+    id: String,
+    config: PodSandboxConfig,
+    ips: Vec<String>,
 }
 
 /// A waiting reason kubelet-lite sets (back-off, errors) for a container.
 #[derive(Debug, Clone)]
-pub(crate) struct Waiting {
-    pub(crate) reason: String,
-    pub(crate) message: String,
+struct Waiting {
+    reason: String,
+    message: String,
 }
 
-pub(crate) struct Worker {
-    pub(crate) ctx: Arc<PodContext>,
-    pub(crate) uid: String,
-    pub(crate) key: PodKey,
-    pub(crate) sandbox: Option<SandboxState>,
-    pub(crate) objects: Option<spec::ApiObjects>,
-    pub(crate) volumes: Option<spec::Volumes>,
-    pub(crate) backoff: Backoff,
-    pub(crate) pull_backoff: PullBackoff,
-    pub(crate) waiting: HashMap<String, Waiting>,
-    pub(crate) probes: HashMap<String, ContainerProbes>,
-    pub(crate) notify: Arc<Notify>,
-    pub(crate) start_time: Option<Time>,
+impl Waiting {
+    /// Waiting for `reason`, with `message`.
+    fn new(reason: &str, message: String) -> Waiting {
+        Waiting {
+            reason: reason.to_owned(),
+            message,
+        }
+    }
+}
+
+struct Worker {
+    ctx: Arc<PodContext>,
+    uid: String,
+    key: PodKey,
+    sandbox: Option<SandboxState>,
+    objects: Option<spec::ApiObjects>,
+    volumes: Option<spec::Volumes>,
+    backoff: Backoff,
+    pull_backoff: PullBackoff,
+    waiting: HashMap<String, Waiting>,
+    probes: HashMap<String, ContainerProbes>,
+    notify: Arc<Notify>,
+    start_time: Option<Time>,
     /// The [`Desired::mirror_losses`] the mirror pod was last made (or found) for.
-    pub(crate) mirror_made_for: Option<u64>,
+    mirror_made_for: Option<u64>,
     /// When the worker first saw the pod; `None` once its start latency was recorded.
-    pub(crate) first_seen: Option<Instant>,
+    first_seen: Option<Instant>,
 }
 
 impl Worker {
@@ -143,7 +158,7 @@ impl Worker {
         loop {
             let current = desired.borrow_and_update().clone();
             if let Some(grace) = current.termination_grace() {
-                terminate::terminate(self, &current, grace).await;
+                self.terminate(&current, grace).await;
                 return;
             }
             if current.source == Source::File {
@@ -194,7 +209,7 @@ impl Worker {
         loop {
             let current = desired.borrow_and_update().clone();
             if current.termination_grace().is_some() {
-                terminate::terminate(self, &current, Duration::ZERO).await;
+                self.terminate(&current, Duration::ZERO).await;
                 return;
             }
             if desired.changed().await.is_err() {
@@ -268,7 +283,7 @@ impl Worker {
                 Some(_) => return false,
                 None => {
                     let count = latest(instances, &init.name).map_or(0, |i| i.restart_count + 1);
-                    return start::start_container(self, pod, init, count).await;
+                    return self.start_container(pod, init, count).await;
                 }
             }
         }
@@ -277,17 +292,17 @@ impl Worker {
             match latest(&in_sandbox, &container.name) {
                 None => {
                     let count = latest(instances, &container.name).map_or(0, |i| i.restart_count + 1);
-                    changed |= start::start_container(self, pod, container, count).await;
+                    changed |= self.start_container(pod, container, count).await;
                 }
                 Some(i) if i.running() => {
                     if i.hash != spec::container_hash(container) {
                         tracing::info!(container = %container.name, "spec changed: restarting the container");
-                        start::kill_container(self, pod, &i.id, container).await;
+                        self.kill_container(pod, &i.id, container).await;
                         changed = true;
                     } else if let Some(why) = self.probes.get(&i.id).and_then(ContainerProbes::kill_reason) {
                         tracing::info!(container = %container.name, reason = %why, "probe failed: killing the container");
                         self.probes.remove(&i.id);
-                        start::kill_container(self, pod, &i.id, container).await;
+                        self.kill_container(pod, &i.id, container).await;
                         changed = true;
                     }
                 }
@@ -329,7 +344,7 @@ impl Worker {
             .check(&container.name, last.started(), last.finished(), SystemTime::now())
         {
             Verdict::Restart => {
-                if !start::start_container(self, pod, container, last.restart_count + 1).await {
+                if !self.start_container(pod, container, last.restart_count + 1).await {
                     return false;
                 }
                 for older in instances
@@ -361,7 +376,7 @@ impl Worker {
     }
 
     /// The pod's IP, once its sandbox is known (empty before).
-    pub(crate) fn pod_ip(&self) -> &str {
+    fn pod_ip(&self) -> &str {
         (self.sandbox.as_ref())
             .and_then(|sandbox| sandbox.ips.first())
             .map_or("", String::as_str)
@@ -466,7 +481,7 @@ impl Worker {
     }
 
     /// The secrets named by the pod's imagePullSecrets.
-    pub(crate) fn pull_secrets(&self, pod: &Pod) -> Vec<Secret> {
+    fn pull_secrets(&self, pod: &Pod) -> Vec<Secret> {
         let Some(objects) = &self.objects else {
             return Vec::new();
         };
@@ -512,7 +527,7 @@ impl Worker {
     }
 
     /// Computes the pod status and hands it to the status manager.
-    pub(crate) fn report(&mut self, pod: &Pod, policy: &str, instances: &[Instance]) {
+    fn report(&mut self, pod: &Pod, policy: &str, instances: &[Instance]) {
         let spec = pod.spec.clone().unwrap_or_default();
         let init: Vec<ContainerStatus> = spec
             .init_containers
@@ -653,6 +668,6 @@ async fn sandbox_ips(runtime: &cri_client::Client, id: &str) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn now() -> Time {
+fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
