@@ -8,13 +8,16 @@
 //! - [`service`]: the CRI gRPC services, thin: they call the domain and map its errors
 //!   onto status codes;
 //! - [`pods`]: the domain of sandboxes and containers, one file per CRI verb, apart from
-//!   gRPC;
+//!   gRPC; it reaches the host through small seams ([`oci::OciRuntime`],
+//!   [`sandbox::PodNetwork`], [`sandbox::NamespacePinner`],
+//!   [`container::rootfs::RootfsMounter`]), so its rollback is tested without root;
 //! - [`image`]: references, registry pulls through mirrors, the content store, layer
 //!   unpacking into snapshot directories, image records;
 //! - [`sandbox`]: a pod's pinned namespaces (no process per pod), CNI and /etc files;
 //! - [`container`]: the OCI spec built from CRI and image config, the user, the overlay
 //!   rootfs;
-//! - [`oci`]: the runc-compatible runtime driven as a child process;
+//! - [`oci`]: the [`oci::OciRuntime`] seam and the runc-compatible runtime driven as a
+//!   child process;
 //! - [`monitor`]: the small per-container process (`runtime-core-monitor`) that holds a
 //!   container's stdio, writes its CRI log and records its exit, surviving the daemon;
 //! - [`state`] and [`store`]: sandbox, container and image records, durable in redb;

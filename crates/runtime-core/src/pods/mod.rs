@@ -7,6 +7,14 @@
 //! fail with a [`PodsError`]; `crate::service` turns those into gRPC status codes in one
 //! function. What several verbs share (a container's record brought up to date, the
 //! targets of streaming sessions) is in `containers.rs` and `stream_targets.rs`.
+//!
+//! The host enters through the seams [`PodsParts`] injects: the OCI runtime of each
+//! runtime handler ([`crate::oci::OciRuntime`]), the pod network
+//! ([`crate::sandbox::PodNetwork`]), namespace pinning
+//! ([`crate::sandbox::NamespacePinner`]) and rootfs mounts
+//! ([`crate::container::rootfs::RootfsMounter`]). The unit tests (`tests.rs`) put a double
+//! behind all four that fails at a chosen step, and check that RunPodSandbox,
+//! CreateContainer and StartContainer undo what they did, in reverse.
 
 mod container_create;
 mod container_execsync;

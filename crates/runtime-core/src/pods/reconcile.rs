@@ -33,8 +33,8 @@ impl Pods {
             }
             match container.status.state {
                 ContainerState::Running => {
-                    if let Err(status) = self.refresh_container(&id) {
-                        tracing::warn!(container = %id, %status, "could not refresh the container's state");
+                    if let Err(error) = self.refresh_container(&id) {
+                        tracing::warn!(container = %id, %error, "could not refresh the container's state");
                     }
                 }
                 ContainerState::Created => {
