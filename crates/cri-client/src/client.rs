@@ -127,43 +127,46 @@ impl Client {
         }
     }
 
-    /// Sends one unary call of `RuntimeService`: `call` is the generated client's method.
+    /// Sends one unary call of either service: `call` is the generated client's method
+    /// (`RuntimeServiceClient::version`, `ImageServiceClient::pull_image`...), which also
+    /// picks the service.
     ///
     /// `rpc` names the call in traces, `subject` is the id or image it is about (empty if
     /// none). The deadline goes in the request's `grpc-timeout`, so the runtime sees it too.
-    pub(crate) async fn runtime_call<Req, Resp>(
+    pub(crate) async fn call<Service, Req, Resp>(
         &self,
         rpc: &'static str,
         subject: &str,
         deadline: Deadline,
         request: Req,
-        call: impl AsyncFnOnce(
-            &mut RuntimeServiceClient<Channel>,
-            tonic::Request<Req>,
-        ) -> Result<tonic::Response<Resp>, tonic::Status>,
-    ) -> Result<Resp> {
+        call: impl AsyncFnOnce(&mut Service, tonic::Request<Req>) -> Result<tonic::Response<Resp>, tonic::Status>,
+    ) -> Result<Resp>
+    where
+        Service: ServiceClient,
+    {
         let timeout = self.timeout(deadline);
-        let mut client = self.runtime.clone();
+        let mut client = Service::of(self);
         let response = call(&mut client, request_with(request, timeout));
         unary(rpc, subject, timeout, response).await
     }
+}
 
-    /// Sends one unary call of `ImageService`; see [`Client::runtime_call`].
-    pub(crate) async fn image_call<Req, Resp>(
-        &self,
-        rpc: &'static str,
-        subject: &str,
-        deadline: Deadline,
-        request: Req,
-        call: impl AsyncFnOnce(
-            &mut ImageServiceClient<Channel>,
-            tonic::Request<Req>,
-        ) -> Result<tonic::Response<Resp>, tonic::Status>,
-    ) -> Result<Resp> {
-        let timeout = self.timeout(deadline);
-        let mut client = self.image.clone();
-        let response = call(&mut client, request_with(request, timeout));
-        unary(rpc, subject, timeout, response).await
+/// One of the client's two generated service clients; [`Client::call`] picks it from the
+/// method it is given.
+pub(crate) trait ServiceClient {
+    /// This service's client of `client`'s connection.
+    fn of(client: &Client) -> Self;
+}
+
+impl ServiceClient for RuntimeServiceClient<Channel> {
+    fn of(client: &Client) -> Self {
+        client.runtime.clone()
+    }
+}
+
+impl ServiceClient for ImageServiceClient<Channel> {
+    fn of(client: &Client) -> Self {
+        client.image.clone()
     }
 }
 

@@ -27,7 +27,7 @@ impl Client {
             config: Some(config),
             sandbox_config: Some(sandbox_config),
         };
-        self.runtime_call(
+        self.call(
             "CreateContainer",
             pod_sandbox_id,
             Deadline::Default,
@@ -43,7 +43,7 @@ impl Client {
         let request = StartContainerRequest {
             container_id: container_id.to_owned(),
         };
-        self.runtime_call(
+        self.call(
             "StartContainer",
             container_id,
             Deadline::Default,
@@ -64,7 +64,7 @@ impl Client {
             timeout: seconds(grace),
         };
         let deadline = Deadline::AfterDefault(grace);
-        self.runtime_call(
+        self.call(
             "StopContainer",
             container_id,
             deadline,
@@ -81,7 +81,7 @@ impl Client {
         let request = RemoveContainerRequest {
             container_id: container_id.to_owned(),
         };
-        self.runtime_call(
+        self.call(
             "RemoveContainer",
             container_id,
             Deadline::Default,
@@ -95,7 +95,7 @@ impl Client {
     /// ListContainers: the containers matching `filter` (all of them for `None`).
     pub async fn list_containers(&self, filter: Option<ContainerFilter>) -> Result<Vec<Container>> {
         let request = ListContainersRequest { filter };
-        self.runtime_call(
+        self.call(
             "ListContainers",
             "",
             Deadline::Default,
@@ -114,7 +114,7 @@ impl Client {
             container_id: container_id.to_owned(),
             verbose,
         };
-        self.runtime_call(
+        self.call(
             "ContainerStatus",
             container_id,
             Deadline::Default,
@@ -127,7 +127,7 @@ impl Client {
     /// UpdateContainerResources: changes a container's cgroup limits.
     pub async fn update_container_resources(&self, request: UpdateContainerResourcesRequest) -> Result<()> {
         let subject = request.container_id.clone();
-        self.runtime_call(
+        self.call(
             "UpdateContainerResources",
             &subject,
             Deadline::Default,
@@ -144,7 +144,7 @@ impl Client {
         let request = ReopenContainerLogRequest {
             container_id: container_id.to_owned(),
         };
-        self.runtime_call(
+        self.call(
             "ReopenContainerLog",
             container_id,
             Deadline::Default,
@@ -165,7 +165,7 @@ impl Client {
             timeout: seconds(timeout),
         };
         let deadline = Deadline::AfterDefault(timeout);
-        self.runtime_call(
+        self.call(
             "CheckpointContainer",
             container_id,
             deadline,

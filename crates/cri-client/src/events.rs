@@ -52,7 +52,7 @@ impl Client {
     /// containerd 1.6) answer [`Error::Unimplemented`].
     pub async fn get_container_events(&self) -> Result<ContainerEvents> {
         let deadline = Deadline::Exactly(None);
-        self.runtime_call(
+        self.call(
             "GetContainerEvents",
             "",
             deadline,

@@ -39,7 +39,7 @@ impl Client {
         } else {
             Deadline::AfterDefault(timeout)
         };
-        self.runtime_call(
+        self.call(
             "ExecSync",
             container_id,
             deadline,
@@ -53,7 +53,7 @@ impl Client {
     /// requested stdio streams and TTY.
     pub async fn exec(&self, request: ExecRequest) -> Result<String> {
         let subject = request.container_id.clone();
-        self.runtime_call("Exec", &subject, Deadline::Default, request, RuntimeServiceClient::exec)
+        self.call("Exec", &subject, Deadline::Default, request, RuntimeServiceClient::exec)
             .await
             .map(|response| response.url)
     }
@@ -62,7 +62,7 @@ impl Client {
     /// main process.
     pub async fn attach(&self, request: AttachRequest) -> Result<String> {
         let subject = request.container_id.clone();
-        self.runtime_call(
+        self.call(
             "Attach",
             &subject,
             Deadline::Default,

@@ -55,7 +55,7 @@ impl Client {
     /// ListImages: the images the runtime holds, or those matching `filter`.
     pub async fn list_images(&self, filter: Option<ImageFilter>) -> Result<Vec<Image>> {
         let request = ListImagesRequest { filter };
-        self.image_call(
+        self.call(
             "ListImages",
             "",
             Deadline::Default,
@@ -76,7 +76,7 @@ impl Client {
             image: Some(image),
             verbose,
         };
-        self.image_call(
+        self.call(
             "ImageStatus",
             &subject,
             Deadline::Default,
@@ -105,7 +105,7 @@ impl Client {
             sandbox_config,
         };
         let deadline = Deadline::Exactly(self.options().get_pull_image_timeout());
-        self.image_call("PullImage", &subject, deadline, request, ImageServiceClient::pull_image)
+        self.call("PullImage", &subject, deadline, request, ImageServiceClient::pull_image)
             .await
             .map(|response| response.image_ref)
     }
@@ -116,7 +116,7 @@ impl Client {
         let image = image.into_image_spec();
         let subject = image.image.clone();
         let request = RemoveImageRequest { image: Some(image) };
-        self.image_call(
+        self.call(
             "RemoveImage",
             &subject,
             Deadline::Default,
@@ -129,7 +129,7 @@ impl Client {
 
     /// ImageFsInfo: usage of the filesystems holding images and container layers.
     pub async fn image_fs_info(&self) -> Result<ImageFsInfoResponse> {
-        self.image_call(
+        self.call(
             "ImageFsInfo",
             "",
             Deadline::Default,

@@ -43,6 +43,12 @@
 //! ```
 //!
 //! `examples/info.rs` prints a runtime's version, status, images and pods.
+//!
+//! # Testing code that uses the client
+//!
+//! With the `testing` feature, [`testing::FakeRuntime`] is an in-memory CRI runtime served
+//! on a unix socket: it keeps the CRI's rules, records the calls and lets a test inject
+//! errors and delays.
 
 mod client;
 mod connect;
@@ -56,6 +62,8 @@ mod options;
 mod runtime;
 mod sandbox;
 mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use client::{Client, MAX_MESSAGE_SIZE, Result};
 pub use endpoint::{Endpoint, EndpointError};

@@ -18,7 +18,7 @@ impl Client {
         let request = VersionRequest {
             version: CRI_API_VERSION.to_owned(),
         };
-        self.runtime_call("Version", "", Deadline::Default, request, RuntimeServiceClient::version)
+        self.call("Version", "", Deadline::Default, request, RuntimeServiceClient::version)
             .await
     }
 
@@ -26,7 +26,7 @@ impl Client {
     /// features; with `verbose`, runtime-specific details in `info`.
     pub async fn status(&self, verbose: bool) -> Result<StatusResponse> {
         let request = StatusRequest { verbose };
-        self.runtime_call("Status", "", Deadline::Default, request, RuntimeServiceClient::status)
+        self.call("Status", "", Deadline::Default, request, RuntimeServiceClient::status)
             .await
     }
 
@@ -35,7 +35,7 @@ impl Client {
         let request = UpdateRuntimeConfigRequest {
             runtime_config: Some(config),
         };
-        self.runtime_call(
+        self.call(
             "UpdateRuntimeConfig",
             "",
             Deadline::Default,
@@ -49,7 +49,7 @@ impl Client {
     /// RuntimeConfig: the configuration the runtime asks the kubelet to follow (its cgroup
     /// driver).
     pub async fn runtime_config(&self) -> Result<RuntimeConfigResponse> {
-        self.runtime_call(
+        self.call(
             "RuntimeConfig",
             "",
             Deadline::Default,

@@ -19,7 +19,7 @@ impl Client {
             config: Some(config),
             runtime_handler: runtime_handler.to_owned(),
         };
-        self.runtime_call(
+        self.call(
             "RunPodSandbox",
             &subject,
             Deadline::Default,
@@ -37,7 +37,7 @@ impl Client {
         let request = StopPodSandboxRequest {
             pod_sandbox_id: pod_sandbox_id.to_owned(),
         };
-        self.runtime_call(
+        self.call(
             "StopPodSandbox",
             pod_sandbox_id,
             Deadline::Default,
@@ -54,7 +54,7 @@ impl Client {
         let request = RemovePodSandboxRequest {
             pod_sandbox_id: pod_sandbox_id.to_owned(),
         };
-        self.runtime_call(
+        self.call(
             "RemovePodSandbox",
             pod_sandbox_id,
             Deadline::Default,
@@ -74,7 +74,7 @@ impl Client {
             pod_sandbox_id: pod_sandbox_id.to_owned(),
             verbose,
         };
-        self.runtime_call(
+        self.call(
             "PodSandboxStatus",
             pod_sandbox_id,
             Deadline::Default,
@@ -87,7 +87,7 @@ impl Client {
     /// ListPodSandbox: the sandboxes matching `filter` (all of them for `None`).
     pub async fn list_pod_sandbox(&self, filter: Option<PodSandboxFilter>) -> Result<Vec<PodSandbox>> {
         let request = ListPodSandboxRequest { filter };
-        self.runtime_call(
+        self.call(
             "ListPodSandbox",
             "",
             Deadline::Default,
@@ -105,7 +105,7 @@ impl Client {
             pod_sandbox_id: pod_sandbox_id.to_owned(),
             port: ports.to_vec(),
         };
-        self.runtime_call(
+        self.call(
             "PortForward",
             pod_sandbox_id,
             Deadline::Default,

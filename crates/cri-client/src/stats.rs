@@ -17,7 +17,7 @@ impl Client {
         let request = ContainerStatsRequest {
             container_id: container_id.to_owned(),
         };
-        self.runtime_call(
+        self.call(
             "ContainerStats",
             container_id,
             Deadline::Default,
@@ -31,7 +31,7 @@ impl Client {
     /// ListContainerStats: the stats of the running containers matching `filter`.
     pub async fn list_container_stats(&self, filter: Option<ContainerStatsFilter>) -> Result<Vec<ContainerStats>> {
         let request = ListContainerStatsRequest { filter };
-        self.runtime_call(
+        self.call(
             "ListContainerStats",
             "",
             Deadline::Default,
@@ -48,7 +48,7 @@ impl Client {
         let request = PodSandboxStatsRequest {
             pod_sandbox_id: pod_sandbox_id.to_owned(),
         };
-        self.runtime_call(
+        self.call(
             "PodSandboxStats",
             pod_sandbox_id,
             Deadline::Default,
@@ -62,7 +62,7 @@ impl Client {
     /// ListPodSandboxStats: the stats of the pod sandboxes matching `filter`.
     pub async fn list_pod_sandbox_stats(&self, filter: Option<PodSandboxStatsFilter>) -> Result<Vec<PodSandboxStats>> {
         let request = ListPodSandboxStatsRequest { filter };
-        self.runtime_call(
+        self.call(
             "ListPodSandboxStats",
             "",
             Deadline::Default,
@@ -77,7 +77,7 @@ impl Client {
     /// ListPodSandboxMetrics returns.
     pub async fn list_metric_descriptors(&self) -> Result<Vec<MetricDescriptor>> {
         let request = ListMetricDescriptorsRequest {};
-        self.runtime_call(
+        self.call(
             "ListMetricDescriptors",
             "",
             Deadline::Default,
@@ -91,7 +91,7 @@ impl Client {
     /// ListPodSandboxMetrics: the metrics of every pod sandbox and its containers.
     pub async fn list_pod_sandbox_metrics(&self) -> Result<Vec<PodSandboxMetrics>> {
         let request = ListPodSandboxMetricsRequest {};
-        self.runtime_call(
+        self.call(
             "ListPodSandboxMetrics",
             "",
             Deadline::Default,
