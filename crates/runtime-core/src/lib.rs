@@ -24,6 +24,7 @@
 //! - [`stats`]: cgroup v1 and v2 readers, CPU rates, writable layer and network usage;
 //! - [`stream`]: exec, attach and port-forward sessions for the `streaming` server.
 
+pub mod atomic_file;
 pub mod cli;
 pub mod config;
 pub mod container;

@@ -9,8 +9,7 @@
 //! The monitor writes the JSON by hand (no serde in the monitor process, to keep it
 //! small); the daemon parses it with serde.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -67,17 +66,10 @@ impl ExitRecord {
     }
 }
 
-/// Writes `contents` to `path` through a temporary file in the same directory, synced
-/// before the rename: readers see the old file, or none, or all of the new one.
+/// Writes a file of the monitor's (the exit record, the pid file) atomically, readable
+/// by all (see [`crate::atomic_file`]).
 pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let mut temp_name = path.file_name().unwrap_or_default().to_owned();
-    temp_name.push(".tmp");
-    let temp = path.with_file_name(temp_name);
-    let mut file = File::create(&temp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&temp, path)
+    crate::atomic_file::write_atomically(path, contents, 0o644)
 }
 
 #[cfg(test)]
@@ -116,19 +108,5 @@ mod tests {
         assert_eq!((record.exit_code, record.signal), (143, Some(15)));
         let record = ExitRecord::from_wait_status(Some(0), None, 0);
         assert_eq!((record.exit_code, record.signal), (0, None));
-    }
-
-    #[test]
-    fn atomic_writes_replace_the_whole_file() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("exit.json");
-        write_atomically(&path, b"first, longer contents").expect("write");
-        write_atomically(&path, b"second").expect("write");
-        assert_eq!(fs::read(&path).expect("read"), b"second");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .expect("list")
-            .map(|entry| entry.expect("entry").file_name())
-            .collect();
-        assert_eq!(names, ["exit.json"], "no temporary file is left");
     }
 }

@@ -5,9 +5,8 @@
 //! container never sees half of one.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use cri_api::v1::DnsConfig;
@@ -84,31 +83,9 @@ pub fn hosts_content(hostname: &str, ip: Option<IpAddr>) -> String {
     content
 }
 
-/// Writes `content` to a temporary file beside `path` (mode 0644) and renames it over
-/// `path`.
+/// Files in a pod's directory are world-readable, as the kubelet writes them.
 fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{} names no file", path.display())))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(".tmp");
-    let temp = path.with_file_name(temp_name);
-    let written = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&temp)?;
-        file.write_all(content)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written
+    crate::atomic_file::write_atomically(path, content, 0o644)
 }
 
 #[cfg(test)]
