@@ -64,7 +64,7 @@ pub const KUBERNETES_BIN_VARIABLE: &str = "KUBELET_LITE_KUBERNETES_BIN";
 pub const SERVICE_CLUSTER_IP_RANGE: &str = "198.19.0.0/16";
 
 /// The host tools a control plane needs besides the Kubernetes binaries.
-pub const CONTROL_PLANE_TOOLS: &[&str] = &["etcd", "kubectl", "openssl", "setpriv"];
+pub const CONTROL_PLANE_TOOLS: &[&str] = &["etcd", "kubectl", "setpriv"];
 
 /// The Kubernetes binaries a control plane runs, from [`kubernetes_bin_dir`].
 pub const CONTROL_PLANE_BINARIES: &[&str] = &["kube-apiserver", "kube-controller-manager", "kube-scheduler"];

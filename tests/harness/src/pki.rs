@@ -1,12 +1,12 @@
-//! A throw-away certificate authority for a test control plane, made with the `openssl`
-//! command line: the CA, serving and client certificates signed by it, and the service
-//! account key pair.
+//! A throw-away certificate authority for a test control plane, made in process with
+//! `rcgen`: the CA, serving and client certificates signed by it, and the service account
+//! key pair.
 //!
-//! Keys are ECDSA P-256 (fast to generate; Kubernetes 1.20 accepts them for TLS and for
-//! service account tokens). Certificates are valid for a week: a test run is minutes.
-//! Kubernetes reads who a client is from its certificate: the common name is the user,
-//! each organization a group (`O=system:masters` is the all-powerful group,
-//! `CN=system:node:NAME, O=system:nodes` a kubelet).
+//! Keys are ECDSA P-256, certificates X.509 v3 signed with ECDSA SHA-256 (Kubernetes 1.20
+//! accepts both for TLS and for service account tokens). Certificates are valid for a
+//! week: a test run is minutes. Kubernetes reads who a client is from its certificate: the
+//! common name is the user, the organization the group (`O=system:masters` is the
+//! all-powerful group, `CN=system:node:NAME, O=system:nodes` a kubelet).
 //!
 //! ```no_run
 //! use std::net::{IpAddr, Ipv4Addr};
@@ -22,19 +22,25 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt::Write as _;
-use std::fs;
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
-
-/// The tools [`Pki`] needs.
-pub const PKI_TOOLS: &[&str] = &["openssl"];
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyUsagePurpose, SanType,
+};
+use time::OffsetDateTime;
 
 /// How long every certificate is valid.
-const VALIDITY_DAYS: &str = "7";
+const VALIDITY: time::Duration = time::Duration::days(7);
+
+/// The subject of the CA's certificate.
+const CA_COMMON_NAME: &str = "kubelet-lite-test-ca";
 
 /// What a certificate is for: the extended key usages it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,12 +53,24 @@ pub enum Usage {
     ClientAndServer,
 }
 
+impl Usage {
+    fn extended_key_usages(self) -> Vec<ExtendedKeyUsagePurpose> {
+        match self {
+            Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            Usage::ClientAndServer => vec![ExtendedKeyUsagePurpose::ClientAuth, ExtendedKeyUsagePurpose::ServerAuth],
+        }
+    }
+}
+
 /// The subject and extensions of a certificate to issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateSpec {
     /// The subject's common name: the user name of a client certificate.
     pub common_name: String,
-    /// The subject's organizations: the groups of a client certificate.
+    /// The subject's organization: the group of a client certificate. At most one:
+    /// `rcgen` writes one value per attribute type in a subject, so [`Pki::issue`] refuses
+    /// a second group rather than drop it.
     pub organizations: Vec<String>,
     /// What the certificate is for.
     pub usage: Usage,
@@ -63,7 +81,7 @@ pub struct CertificateSpec {
 }
 
 impl CertificateSpec {
-    /// A client certificate of user `common_name` in `groups`.
+    /// A client certificate of user `common_name` in `groups` (at most one).
     pub fn client(common_name: &str, groups: &[&str]) -> CertificateSpec {
         CertificateSpec {
             common_name: common_name.into(),
@@ -102,43 +120,45 @@ impl CertificateSpec {
         self
     }
 
-    /// The `-subj` argument of `openssl req`: organizations first, then the common name.
-    fn subject(&self) -> String {
-        let mut subject = String::new();
+    /// The end-entity certificate this spec describes: the organization then the common
+    /// name, `CA:FALSE`, the key usages of a TLS key, the authority key identifier.
+    fn params(&self) -> anyhow::Result<CertificateParams> {
+        if let [_, second, ..] = self.organizations.as_slice() {
+            bail!(
+                "certificate {:?} names a second group {second:?}: a subject holds one organization here",
+                self.common_name
+            );
+        }
+        let mut params = valid_for_a_week();
         for organization in &self.organizations {
-            let _ = write!(subject, "/O={}", escape_subject(organization));
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, organization.as_str());
         }
-        let _ = write!(subject, "/CN={}", escape_subject(&self.common_name));
-        subject
-    }
-
-    /// The x509v3 extensions section (`[v3]`) `openssl x509 -req -extfile` reads.
-    fn extensions(&self) -> String {
-        let usages = match self.usage {
-            Usage::Client => "clientAuth",
-            Usage::Server => "serverAuth",
-            Usage::ClientAndServer => "clientAuth,serverAuth",
-        };
-        let mut text = format!(
-            "[v3]\n\
-             basicConstraints = critical,CA:FALSE\n\
-             keyUsage = critical,digitalSignature,keyEncipherment\n\
-             extendedKeyUsage = {usages}\n\
-             authorityKeyIdentifier = keyid\n"
-        );
-        let names: Vec<String> = (self.ips.iter().map(|ip| format!("IP:{ip}")))
-            .chain(self.dns_names.iter().map(|name| format!("DNS:{name}")))
-            .collect();
-        if !names.is_empty() {
-            let _ = writeln!(text, "subjectAltName = {}", names.join(","));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, self.common_name.as_str());
+        params.subject_alt_names = self.ips.iter().map(|ip| SanType::IpAddress(*ip)).collect();
+        for name in &self.dns_names {
+            let name = name.clone().try_into().with_context(|| format!("DNS name {name:?}"))?;
+            params.subject_alt_names.push(SanType::DnsName(name));
         }
-        text
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = self.usage.extended_key_usages();
+        params.use_authority_key_identifier_extension = true;
+        Ok(params)
     }
 }
 
-/// `/` and `+` separate fields in openssl's `-subj` syntax; escape them.
-fn escape_subject(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('/', "\\/").replace('+', "\\+")
+/// Parameters with an empty subject, valid from now for [`VALIDITY`].
+fn valid_for_a_week() -> CertificateParams {
+    let now = OffsetDateTime::now_utc();
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.not_before = now;
+    params.not_after = now + VALIDITY;
+    params
 }
 
 /// A certificate and its private key, as PEM files.
@@ -165,34 +185,32 @@ pub struct ServiceAccountKeys {
 pub struct Pki {
     dir: PathBuf,
     ca: KeyPair,
+    issuer: Arc<Issuer<'static, rcgen::KeyPair>>,
 }
 
 impl Pki {
     /// Creates `dir` (if needed) and a new CA in it (`ca.crt`, `ca.key`).
-    ///
-    /// Fails with [`crate::Missing`] in the chain if `openssl` is not installed.
     pub fn create(dir: &Path) -> anyhow::Result<Pki> {
-        crate::require_tools(PKI_TOOLS)?;
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let ca = KeyPair {
             cert: dir.join("ca.crt"),
             key: dir.join("ca.key"),
         };
-        generate_key(&ca.key)?;
-        openssl(
-            Command::new("openssl")
-                .args(["req", "-x509", "-new", "-sha256", "-days", VALIDITY_DAYS, "-key"])
-                .arg(&ca.key)
-                .args(["-subj", "/CN=kubelet-lite-test-ca"])
-                .args(["-addext", "basicConstraints=critical,CA:TRUE"])
-                .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"])
-                .arg("-out")
-                .arg(&ca.cert),
-        )
-        .context("creating the test CA")?;
+        let mut params = valid_for_a_week();
+        params.distinguished_name.push(DnType::CommonName, CA_COMMON_NAME);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = rcgen::KeyPair::generate().context("generating the test CA's key")?;
+        let cert = params.self_signed(&key).context("creating the test CA")?;
+        write_pair(&ca, &cert, &key)?;
         Ok(Pki {
             dir: dir.to_path_buf(),
             ca,
+            issuer: Arc::new(Issuer::new(params, key)),
         })
     }
 
@@ -221,38 +239,11 @@ impl Pki {
             cert: self.dir.join(format!("{name}.crt")),
             key: self.dir.join(format!("{name}.key")),
         };
-        let csr = self.dir.join(format!("{name}.csr"));
-        let extensions = self.dir.join(format!("{name}.ext"));
-        generate_key(&pair.key)?;
-        fs::write(&extensions, spec.extensions())?;
-        openssl(
-            Command::new("openssl")
-                .args(["req", "-new", "-sha256", "-key"])
-                .arg(&pair.key)
-                .args(["-subj", &spec.subject()])
-                .arg("-out")
-                .arg(&csr),
-        )
-        .with_context(|| format!("making the request of certificate {name}"))?;
-        openssl(
-            Command::new("openssl")
-                .args(["x509", "-req", "-sha256", "-days", VALIDITY_DAYS, "-in"])
-                .arg(&csr)
-                .arg("-CA")
-                .arg(&self.ca.cert)
-                .arg("-CAkey")
-                .arg(&self.ca.key)
-                .arg("-CAserial")
-                .arg(self.dir.join("ca.srl"))
-                .arg("-CAcreateserial")
-                .arg("-extfile")
-                .arg(&extensions)
-                .args(["-extensions", "v3", "-out"])
-                .arg(&pair.cert),
-        )
-        .with_context(|| format!("signing certificate {name}"))?;
-        let _ = fs::remove_file(&csr);
-        let _ = fs::remove_file(&extensions);
+        let key = rcgen::KeyPair::generate().with_context(|| format!("generating the key of certificate {name}"))?;
+        let cert = (spec.params())
+            .and_then(|params| Ok(params.signed_by(&key, &self.issuer)?))
+            .with_context(|| format!("signing certificate {name}"))?;
+        write_pair(&pair, &cert, &key)?;
         Ok(pair)
     }
 
@@ -262,81 +253,58 @@ impl Pki {
             private_key: self.dir.join("sa.key"),
             public_key: self.dir.join("sa.pub"),
         };
-        generate_key(&keys.private_key)?;
-        openssl(
-            Command::new("openssl")
-                .args(["pkey", "-pubout", "-in"])
-                .arg(&keys.private_key)
-                .arg("-out")
-                .arg(&keys.public_key),
-        )
-        .context("extracting the service account public key")?;
+        let key = rcgen::KeyPair::generate().context("generating the service account key")?;
+        write_private(&keys.private_key, &key)?;
+        write(&keys.public_key, &key.public_key_pem())?;
         Ok(keys)
     }
 }
 
-/// Writes a new ECDSA P-256 private key (PKCS#8 PEM) to `path`.
-fn generate_key(path: &Path) -> anyhow::Result<()> {
-    openssl(
-        Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-            ])
-            .arg(path),
-    )
-    .with_context(|| format!("generating key {}", path.display()))
+/// Writes `cert` and `key` as PEM to the files of `pair`.
+fn write_pair(pair: &KeyPair, cert: &rcgen::Certificate, key: &rcgen::KeyPair) -> anyhow::Result<()> {
+    write_private(&pair.key, key)?;
+    write(&pair.cert, &cert.pem())
 }
 
-fn openssl(command: &mut Command) -> anyhow::Result<()> {
-    let output = command.stdin(Stdio::null()).output().context("running openssl")?;
-    if !output.status.success() {
-        bail!(
-            "openssl failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(())
+/// Writes `key` as PKCS#8 PEM to `path`, readable by its owner only.
+fn write_private(path: &Path, key: &rcgen::KeyPair) -> anyhow::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(key.serialize_pem().as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::pem::Pem;
+    use x509_parser::prelude::X509Certificate;
+
     use super::*;
 
-    #[test]
-    fn subjects_put_groups_before_the_user_and_escape_separators() {
-        let spec = CertificateSpec::client("system:node:n1", &["system:nodes", "a/b"]);
-        assert_eq!(spec.subject(), "/O=system:nodes/O=a\\/b/CN=system:node:n1");
+    /// The one certificate of the PEM file at `path`.
+    fn read_pem(path: &Path) -> Pem {
+        let text = fs::read(path).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&text).unwrap();
+        pem
+    }
+
+    fn certificate(pem: &Pem) -> X509Certificate<'_> {
+        pem.parse_x509().unwrap()
     }
 
     #[test]
-    fn server_extensions_name_their_addresses() {
-        let spec = CertificateSpec::server("kube-apiserver")
-            .with_ips([IpAddr::V4(Ipv4Addr::LOCALHOST)])
-            .with_dns_names(["localhost"]);
-        let text = spec.extensions();
-        assert!(text.contains("extendedKeyUsage = serverAuth\n"), "{text}");
-        assert!(
-            text.ends_with("subjectAltName = IP:127.0.0.1,DNS:localhost\n"),
-            "{text}"
-        );
-        let client = CertificateSpec::client("admin", &["system:masters"]).extensions();
-        assert!(!client.contains("subjectAltName"));
-        assert!(client.contains("extendedKeyUsage = clientAuth\n"));
-    }
-
-    #[test]
-    fn issued_certificates_verify_against_the_ca() {
-        if crate::require_tools(PKI_TOOLS).is_err() {
-            return;
-        }
+    fn issued_certificates_are_v3_signed_by_the_ca_with_their_subject_and_names() {
         let dir = std::env::temp_dir().join(format!("harness-pki-{}", std::process::id()));
         let pki = Pki::create(&dir).unwrap();
         let pair = pki
@@ -344,31 +312,52 @@ mod tests {
                 "both",
                 &CertificateSpec::client("system:node:n1", &["system:nodes"])
                     .with_usage(Usage::ClientAndServer)
-                    .with_ips([IpAddr::V4(Ipv4Addr::new(198, 18, 255, 1))]),
+                    .with_ips([IpAddr::V4(Ipv4Addr::new(198, 18, 255, 1))])
+                    .with_dns_names(["n1"]),
             )
             .unwrap();
-        let verify = Command::new("openssl")
-            .args(["verify", "-CAfile"])
-            .arg(pki.ca_cert())
-            .arg(&pair.cert)
-            .output()
-            .unwrap();
-        assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
-        let text = Command::new("openssl")
-            .args(["x509", "-noout", "-text", "-in"])
-            .arg(&pair.cert)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&text.stdout);
-        assert!(text.contains("O = system:nodes, CN = system:node:n1"), "{text}");
-        assert!(text.contains("IP Address:198.18.255.1"), "{text}");
-        assert!(text.contains("TLS Web Client Authentication, TLS Web Server Authentication"));
-        let keys = pki.service_account_keys().unwrap();
-        assert!(
-            fs::read_to_string(keys.public_key)
-                .unwrap()
-                .contains("BEGIN PUBLIC KEY")
+        let ca_pem = read_pem(pki.ca_cert());
+        let ca = certificate(&ca_pem);
+        assert!(ca.is_ca());
+        assert_eq!(ca.subject().to_string(), "CN=kubelet-lite-test-ca");
+        let pem = read_pem(&pair.cert);
+        let cert = certificate(&pem);
+        cert.verify_signature(Some(ca.public_key())).unwrap();
+        assert_eq!(cert.version(), x509_parser::x509::X509Version::V3);
+        assert_eq!(cert.subject().to_string(), "O=system:nodes, CN=system:node:n1");
+        assert!(!cert.is_ca());
+        let validity = cert.validity();
+        assert!(validity.is_valid());
+        assert_eq!(
+            validity.not_after.timestamp() - validity.not_before.timestamp(),
+            VALIDITY.whole_seconds()
         );
+        let usage = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(usage.client_auth && usage.server_auth);
+        let key_usage = cert.key_usage().unwrap().unwrap();
+        assert!(key_usage.critical && key_usage.value.digital_signature() && key_usage.value.key_encipherment());
+        let names = &cert.subject_alternative_name().unwrap().unwrap().value.general_names;
+        assert_eq!(
+            names,
+            &[GeneralName::IPAddress(&[198, 18, 255, 1]), GeneralName::DNSName("n1")]
+        );
+        assert!(
+            fs::read_to_string(&pair.key)
+                .unwrap()
+                .starts_with("-----BEGIN PRIVATE KEY-----"),
+            "PKCS#8"
+        );
+        let keys = pki.service_account_keys().unwrap();
+        assert_eq!(read_pem(&keys.public_key).label, "PUBLIC KEY");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_group_is_refused() {
+        let spec = CertificateSpec::client("alice", &["developers", "system:masters"]);
+        let error = spec.params().unwrap_err().to_string();
+        assert!(error.contains("\"system:masters\""), "{error}");
+        let server = CertificateSpec::server("kube-apiserver").params().unwrap();
+        assert_eq!(server.extended_key_usages, [ExtendedKeyUsagePurpose::ServerAuth]);
     }
 }
