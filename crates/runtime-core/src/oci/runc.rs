@@ -1,6 +1,6 @@
 //! runc, or a runc-compatible binary (crun, youki), driven as a child process: the
 //! daemon is multi-threaded, and runc's libcontainer must not be forked from it
-//! (`DESIGN.md`).
+//! (`docs/ARCHITECTURE.md`).
 //!
 //! Every command runs as `runc --root ROOT --log-format json [--log FILE] <verb> ...`: with
 //! JSON logs, runc's error messages are read back cleanly from its stderr (or from the log
