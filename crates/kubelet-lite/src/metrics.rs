@@ -1,5 +1,6 @@
-//! A small metrics registry the node agent records into and `/metrics` renders in the
-//! Prometheus text format (version 0.0.4), under the kubelet's metric names:
+//! What the node agent records, and `/metrics` serves in the Prometheus text format
+//! (version 0.0.4, [`CONTENT_TYPE`]) through `prometheus-client`, under the kubelet's
+//! metric names:
 //!
 //! - `kubelet_pod_start_duration_seconds` (histogram): from the pod's first sight by the
 //!   node to its containers running ([`Metrics::observe_pod_start`]);
@@ -23,12 +24,20 @@
 //! assert!(metrics.render().contains("kubelet_pod_workers 3\n"));
 //! ```
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of what [`Metrics::render`] writes.
+pub use prometheus_text::CONTENT_TYPE;
 
 /// The buckets of the pod start histogram, in seconds (the kubelet's).
 const POD_START_BUCKETS: &[f64] = &[
@@ -55,66 +64,39 @@ const OPERATION_BUCKETS: &[f64] = &[
     745.0580596923828,
 ];
 
-/// Counts of observations per bucket, their sum and count.
-#[derive(Debug, Clone)]
-struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+/// The label of the per-operation metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Operation {
+    operation_type: String,
 }
 
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            counts: vec![0; bounds.len()],
-            sum: 0.0,
-            count: 0,
+impl Operation {
+    fn of(operation: &str) -> Operation {
+        Operation {
+            operation_type: operation.to_owned(),
         }
-    }
-
-    fn observe(&mut self, value: f64) {
-        for (bound, count) in self.bounds.iter().zip(&mut self.counts) {
-            if value <= *bound {
-                *count += 1;
-            }
-        }
-        self.sum += value;
-        self.count += 1;
-    }
-
-    /// Writes the `_bucket`, `_sum` and `_count` lines of `name` with `labels`.
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let join = |extra: &str| match (labels.is_empty(), extra.is_empty()) {
-            (true, true) => String::new(),
-            (true, false) => format!("{{{extra}}}"),
-            (false, true) => format!("{{{labels}}}"),
-            (false, false) => format!("{{{labels},{extra}}}"),
-        };
-        for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{} {count}", join(&format!("le=\"{bound}\"")));
-        }
-        let _ = writeln!(out, "{name}_bucket{} {}", join("le=\"+Inf\""), self.count);
-        let _ = writeln!(out, "{name}_sum{} {}", join(""), self.sum);
-        let _ = writeln!(out, "{name}_count{} {}", join(""), self.count);
     }
 }
 
-/// Everything recorded, behind one lock (recording is rare and cheap).
-#[derive(Debug)]
-struct Recorded {
-    pod_start: Histogram,
-    cri_durations: BTreeMap<String, Histogram>,
-    cri_errors: BTreeMap<String, u64>,
-    pod_worker: BTreeMap<String, Histogram>,
+/// A histogram per operation, all with [`OPERATION_BUCKETS`].
+type OperationHistograms = Family<Operation, Histogram, fn() -> Histogram>;
+
+fn operation_histogram() -> Histogram {
+    Histogram::new(OPERATION_BUCKETS.iter().copied())
 }
 
+/// The metrics, and the registry that renders them in the order of the module
+/// documentation.
 #[derive(Debug)]
 struct Inner {
-    recorded: Mutex<Recorded>,
-    running_pods: AtomicI64,
-    pod_workers: AtomicI64,
+    registry: Registry,
+    pod_start: Histogram,
+    cri_durations: OperationHistograms,
+    cri_calls: Family<Operation, Counter>,
+    cri_errors: Family<Operation, Counter>,
+    pod_worker: OperationHistograms,
+    running_pods: Gauge,
+    pod_workers: Gauge,
 }
 
 /// The registry; clones share it. See the module documentation for the metrics.
@@ -123,40 +105,80 @@ pub struct Metrics(Arc<Inner>);
 
 impl Default for Metrics {
     fn default() -> Metrics {
+        let pod_start = Histogram::new(POD_START_BUCKETS.iter().copied());
+        let cri_durations = OperationHistograms::new_with_constructor(operation_histogram);
+        let cri_calls = Family::default();
+        let cri_errors = Family::default();
+        let pod_worker = OperationHistograms::new_with_constructor(operation_histogram);
+        let running_pods = Gauge::default();
+        let pod_workers = Gauge::default();
+        // The registry appends a period to each help text; counters get `_total`.
+        let mut registry = Registry::default();
+        registry.register(
+            "kubelet_pod_start_duration_seconds",
+            "Duration in seconds from a pod's first sight to its containers running",
+            pod_start.clone(),
+        );
+        registry.register(
+            "kubelet_runtime_operations_duration_seconds",
+            "Duration in seconds of CRI operations, by operation type",
+            cri_durations.clone(),
+        );
+        registry.register(
+            "kubelet_runtime_operations",
+            "Cumulative number of CRI operations, by operation type",
+            cri_calls.clone(),
+        );
+        registry.register(
+            "kubelet_runtime_operations_errors",
+            "Cumulative number of failed CRI operations, by operation type",
+            cri_errors.clone(),
+        );
+        registry.register(
+            "kubelet_pod_worker_duration_seconds",
+            "Duration in seconds of one sync of a pod worker, by operation type",
+            pod_worker.clone(),
+        );
+        registry.register(
+            "kubelet_running_pods",
+            "Number of pods with a running sandbox",
+            running_pods.clone(),
+        );
+        registry.register(
+            "kubelet_pod_workers",
+            "Number of pod workers alive",
+            pod_workers.clone(),
+        );
         Metrics(Arc::new(Inner {
-            recorded: Mutex::new(Recorded {
-                pod_start: Histogram::new(POD_START_BUCKETS),
-                cri_durations: BTreeMap::new(),
-                cri_errors: BTreeMap::new(),
-                pod_worker: BTreeMap::new(),
-            }),
-            running_pods: AtomicI64::new(0),
-            pod_workers: AtomicI64::new(0),
+            registry,
+            pod_start,
+            cri_durations,
+            cri_calls,
+            cri_errors,
+            pod_worker,
+            running_pods,
+            pod_workers,
         }))
     }
 }
 
 impl Metrics {
-    fn recorded(&self) -> std::sync::MutexGuard<'_, Recorded> {
-        self.0.recorded.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Records how long a pod took to start.
     pub fn observe_pod_start(&self, duration: Duration) {
-        self.recorded().pod_start.observe(duration.as_secs_f64());
+        self.0.pod_start.observe(duration.as_secs_f64());
     }
 
     /// Records one CRI call of `operation` (the kubelet's names: `run_podsandbox`,
     /// `create_container`, ...): its duration and whether it succeeded.
     pub fn observe_cri_call(&self, operation: &str, duration: Duration, succeeded: bool) {
-        let mut recorded = self.recorded();
-        recorded
+        let operation = Operation::of(operation);
+        self.0
             .cri_durations
-            .entry(operation.to_owned())
-            .or_insert_with(|| Histogram::new(OPERATION_BUCKETS))
+            .get_or_create(&operation)
             .observe(duration.as_secs_f64());
+        self.0.cri_calls.get_or_create(&operation).inc();
         if !succeeded {
-            *recorded.cri_errors.entry(operation.to_owned()).or_default() += 1;
+            self.0.cri_errors.get_or_create(&operation).inc();
         }
     }
 
@@ -171,125 +193,33 @@ impl Metrics {
     /// Records one sync of a pod worker (`operation_type` `create`, `update`, `sync` or
     /// `kill`, as the kubelet labels them).
     pub fn observe_pod_worker(&self, operation: &str, duration: Duration) {
-        self.recorded()
+        self.0
             .pod_worker
-            .entry(operation.to_owned())
-            .or_insert_with(|| Histogram::new(OPERATION_BUCKETS))
+            .get_or_create(&Operation::of(operation))
             .observe(duration.as_secs_f64());
     }
 
     /// Sets how many pods have a running sandbox.
     pub fn set_running_pods(&self, count: usize) {
-        self.0.running_pods.store(saturate(count), Ordering::Relaxed);
+        self.0.running_pods.set(saturate(count));
     }
 
     /// Sets how many pod workers are alive.
     pub fn set_pod_workers(&self, count: usize) {
-        self.0.pod_workers.store(saturate(count), Ordering::Relaxed);
+        self.0.pod_workers.set(saturate(count));
     }
 
     /// Everything in the Prometheus text format.
     pub fn render(&self) -> String {
-        let recorded = self.recorded();
         let mut out = String::new();
-        header(
-            &mut out,
-            "kubelet_pod_start_duration_seconds",
-            "histogram",
-            "Duration in seconds from a pod's first sight to its containers running.",
-        );
-        recorded
-            .pod_start
-            .render(&mut out, "kubelet_pod_start_duration_seconds", "");
-        header(
-            &mut out,
-            "kubelet_runtime_operations_duration_seconds",
-            "histogram",
-            "Duration in seconds of CRI operations, by operation type.",
-        );
-        for (operation, histogram) in &recorded.cri_durations {
-            histogram.render(
-                &mut out,
-                "kubelet_runtime_operations_duration_seconds",
-                &operation_label(operation),
-            );
-        }
-        header(
-            &mut out,
-            "kubelet_runtime_operations_total",
-            "counter",
-            "Cumulative number of CRI operations, by operation type.",
-        );
-        for (operation, histogram) in &recorded.cri_durations {
-            let _ = writeln!(
-                out,
-                "kubelet_runtime_operations_total{{{}}} {}",
-                operation_label(operation),
-                histogram.count
-            );
-        }
-        header(
-            &mut out,
-            "kubelet_runtime_operations_errors_total",
-            "counter",
-            "Cumulative number of failed CRI operations, by operation type.",
-        );
-        for (operation, errors) in &recorded.cri_errors {
-            let _ = writeln!(
-                out,
-                "kubelet_runtime_operations_errors_total{{{}}} {errors}",
-                operation_label(operation)
-            );
-        }
-        header(
-            &mut out,
-            "kubelet_pod_worker_duration_seconds",
-            "histogram",
-            "Duration in seconds of one sync of a pod worker, by operation type.",
-        );
-        for (operation, histogram) in &recorded.pod_worker {
-            histogram.render(
-                &mut out,
-                "kubelet_pod_worker_duration_seconds",
-                &operation_label(operation),
-            );
-        }
-        header(
-            &mut out,
-            "kubelet_running_pods",
-            "gauge",
-            "Number of pods with a running sandbox.",
-        );
-        let _ = writeln!(
-            out,
-            "kubelet_running_pods {}",
-            self.0.running_pods.load(Ordering::Relaxed)
-        );
-        header(&mut out, "kubelet_pod_workers", "gauge", "Number of pod workers alive.");
-        let _ = writeln!(
-            out,
-            "kubelet_pod_workers {}",
-            self.0.pod_workers.load(Ordering::Relaxed)
-        );
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.0.registry);
         out
     }
 }
 
 fn saturate(count: usize) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// `operation_type="NAME"`, with the label value escaped as Prometheus requires.
-fn operation_label(operation: &str) -> String {
-    let escaped = operation
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n");
-    format!("operation_type=\"{escaped}\"")
 }
 
 #[cfg(test)]
@@ -315,6 +245,31 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("kubelet_pod_start_duration_seconds_count 2\n"), "{text}");
+    }
+
+    /// As with the kubelet's Go client, a family without samples is left out.
+    #[test]
+    fn every_metric_is_served_under_the_kubelets_name() {
+        let metrics = Metrics::default();
+        metrics.observe_cri_call("stop_container", Duration::from_millis(20), false);
+        metrics.observe_pod_worker("sync", Duration::from_millis(3));
+        metrics.set_running_pods(2);
+        let text = metrics.render();
+        for line in [
+            "# TYPE kubelet_pod_start_duration_seconds histogram\n",
+            "# TYPE kubelet_runtime_operations_duration_seconds histogram\n",
+            "# TYPE kubelet_runtime_operations_total counter\n",
+            "# TYPE kubelet_runtime_operations_errors_total counter\n",
+            "kubelet_runtime_operations_errors_total{operation_type=\"stop_container\"} 1\n",
+            "# TYPE kubelet_pod_worker_duration_seconds histogram\n",
+            "kubelet_pod_worker_duration_seconds_bucket{operation_type=\"sync\",le=\"0.005\"} 1\n",
+            "kubelet_pod_worker_duration_seconds_count{operation_type=\"sync\"} 1\n",
+            "# HELP kubelet_running_pods Number of pods with a running sandbox.\n",
+            "kubelet_running_pods 2\n",
+            "kubelet_pod_workers 0\n",
+        ] {
+            assert!(text.contains(line), "{line:?} is not in:\n{text}");
+        }
     }
 
     #[tokio::test]

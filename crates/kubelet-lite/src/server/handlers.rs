@@ -13,14 +13,12 @@ use super::body::{self, Body, json, respond, text};
 use super::error::ApiError;
 use super::logs::{LogFile, LogOptions, copy_log};
 use super::routes::{ContainerRef, Route};
+use super::streams::ContainerStream::{Attach, Exec};
 use super::{State, locate, streams};
 
 /// How many chunks of a log (each about one 64 KiB block of the file) wait for a slow
 /// client: the copy reads on only as the client takes them.
 const LOG_CHANNEL_DEPTH: usize = 4;
-
-/// The content type of the Prometheus text format.
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Answers `request` for `route`.
 pub(crate) async fn dispatch(
@@ -55,11 +53,11 @@ pub(crate) async fn dispatch(
         Route::StatsSummary => json(&state.stats.summary(&state.node_name, state.cri.as_ref()).await?),
         Route::Metrics => Ok(respond(
             StatusCode::OK,
-            PROMETHEUS_TEXT,
+            crate::metrics::CONTENT_TYPE,
             body::full(state.metrics.render()),
         )),
-        Route::Exec(container) => streams::exec(cri(state)?, request, &container).await,
-        Route::Attach(container) => streams::attach(cri(state)?, request, &container).await,
+        Route::Exec(container) => streams::container_stream(cri(state)?, request, &container, Exec).await,
+        Route::Attach(container) => streams::container_stream(cri(state)?, request, &container, Attach).await,
         Route::PortForward(pod) => streams::port_forward(cri(state)?, request, &pod).await,
         Route::Run(container) => streams::run(cri(state)?, &request, &container).await,
         Route::ContainerLogs(container) => container_logs(state, &request, container).await,

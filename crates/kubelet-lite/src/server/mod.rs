@@ -11,7 +11,7 @@
 //!    node, or AlwaysAllow, else 403;
 //! 4. the path ([`routes`]): names checked (traversal is a 400), then the handler:
 //!    `/healthz`, `/pods` ([`PodDirectory`]), `/stats/summary` ([`stats`]), `/metrics`
-//!    ([`Metrics`](crate::metrics::Metrics)), `/containerLogs` ([`logs`]), and `/exec`, `/attach`,
+//!    ([`Metrics`]), `/containerLogs` ([`logs`]), and `/exec`, `/attach`,
 //!    `/portForward` proxied to the CRI runtime's streaming server, `/run`.
 //!
 //! ```no_run

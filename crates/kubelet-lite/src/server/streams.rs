@@ -95,50 +95,64 @@ fn query(request: &Request<Incoming>) -> Result<StreamOptions, ApiError> {
     StreamOptions::from_query(request.uri().query().unwrap_or_default())
 }
 
-/// `/exec`: a command in the running container, streamed.
-pub(crate) async fn exec(
-    cri: &cri_client::Client,
-    request: Request<Incoming>,
-    container: &ContainerRef,
-) -> Result<Response<Body>, ApiError> {
-    let options = query(&request)?;
-    options.require_a_stream()?;
-    if options.command.is_empty() {
-        return Err(ApiError::bad_request("no command given"));
-    }
-    let id = locate::running_container(cri, container).await?;
-    let exec = ExecRequest {
-        container_id: id,
-        cmd: options.command.clone(),
-        tty: options.tty,
-        stdin: options.stdin,
-        stdout: options.stdout,
-        stderr: options.stderr,
-    };
-    let url = cri.exec(exec).await.map_err(|err| ApiError::from_cri("exec", &err))?;
-    proxy_stream(request, &url, &options.query).await
+/// What `/exec` and `/attach` stream from a running container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ContainerStream {
+    /// `/exec`: a command run in the container.
+    Exec,
+    /// `/attach`: the container's main process.
+    Attach,
 }
 
-/// `/attach`: the container's main process, streamed.
-pub(crate) async fn attach(
+impl ContainerStream {
+    /// The verb errors name.
+    fn verb(self) -> &'static str {
+        match self {
+            ContainerStream::Exec => "exec",
+            ContainerStream::Attach => "attach",
+        }
+    }
+}
+
+/// `/exec` or `/attach`: the stream of the running container, asked of the runtime with
+/// CRI Exec or Attach and proxied to its streaming server.
+pub(crate) async fn container_stream(
     cri: &cri_client::Client,
     request: Request<Incoming>,
     container: &ContainerRef,
+    kind: ContainerStream,
 ) -> Result<Response<Body>, ApiError> {
     let options = query(&request)?;
     options.require_a_stream()?;
-    let id = locate::running_container(cri, container).await?;
-    let attach = AttachRequest {
-        container_id: id,
-        tty: options.tty,
-        stdin: options.stdin,
-        stdout: options.stdout,
-        stderr: options.stderr,
+    if kind == ContainerStream::Exec && options.command.is_empty() {
+        return Err(ApiError::bad_request("no command given"));
+    }
+    let container_id = locate::running_container(cri, container).await?;
+    let (tty, stdin, stdout, stderr) = (options.tty, options.stdin, options.stdout, options.stderr);
+    let url = match kind {
+        ContainerStream::Exec => {
+            let exec = ExecRequest {
+                container_id,
+                cmd: options.command.clone(),
+                tty,
+                stdin,
+                stdout,
+                stderr,
+            };
+            cri.exec(exec).await
+        }
+        ContainerStream::Attach => {
+            let attach = AttachRequest {
+                container_id,
+                tty,
+                stdin,
+                stdout,
+                stderr,
+            };
+            cri.attach(attach).await
+        }
     };
-    let url = cri
-        .attach(attach)
-        .await
-        .map_err(|err| ApiError::from_cri("attach", &err))?;
+    let url = url.map_err(|err| ApiError::from_cri(kind.verb(), &err))?;
     proxy_stream(request, &url, &options.query).await
 }
 

@@ -4,7 +4,7 @@
 //!
 //! The loop: sync, then wait for a change of the pod, a probe result, or the next check
 //! (sooner while something is in flight). The worker's state is its own: starting and
-//! killing a container ([`start`]) and terminating the pod ([`terminate`]) are its
+//! killing a container (`start.rs`) and terminating the pod (`terminate.rs`) are its
 //! methods, in files of their own.
 
 mod start;
