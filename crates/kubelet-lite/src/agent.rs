@@ -443,6 +443,17 @@ mod tests {
         );
     }
 
+    #[cfg(not(feature = "embedded"))]
+    #[tokio::test]
+    async fn without_the_embedded_runtime_an_endpoint_must_be_given() {
+        let root = tempfile::tempdir().unwrap();
+        let error = run(settings(&["--root-dir", root.path().to_str().unwrap()]), async {})
+            .await
+            .unwrap_err();
+        assert!(matches!(error, AgentError::NoRuntimeEndpoint), "{error:?}");
+        assert!(error.to_string().contains("--container-runtime-endpoint"), "{error}");
+    }
+
     #[test]
     fn standalone_the_api_serves_only_client_certificates_with_always_allow() {
         assert!(api_config(&settings(&[]), None, false).is_none());
