@@ -2,7 +2,7 @@
 //! pods scheduled to it through any CRI runtime (via `cri-client`) and serves the kubelet
 //! API.
 //!
-//! Modules, in the order data flows (see `DESIGN.md`):
+//! Modules, in the order data flows (see `docs/ARCHITECTURE.md`):
 //! - [`config`]: flags and the KubeletConfiguration subset, merged into [`config::Settings`];
 //! - `runtime`: the embedded default runtime (runtime-core in-process, on its own socket),
 //!   with the `embedded` feature (on by default); without it, kubelet-lite needs
