@@ -46,7 +46,7 @@
 //!
 //! # Testing code that uses the client
 //!
-//! With the `testing` feature, [`testing::FakeRuntime`] is an in-memory CRI runtime served
+//! With the `testing` feature, `testing::FakeRuntime` is an in-memory CRI runtime served
 //! on a unix socket: it keeps the CRI's rules, records the calls and lets a test inject
 //! errors and delays.
 
