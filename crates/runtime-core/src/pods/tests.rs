@@ -52,6 +52,11 @@ enum Step {
     Unpin,
     Remove,
     Delete,
+    /// Kill, Exec and Update are no steps of the verbs tested: a call is recorded (so
+    /// the test's list of calls shows it) and refused.
+    Kill,
+    Exec,
+    Update,
 }
 
 /// The namespaces, network and OCI runtime of a test: each call is recorded, and the call
@@ -78,6 +83,12 @@ impl Host {
     fn take(&self, step: Step) -> bool {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner).push(step);
         self.fail_at == Some(step)
+    }
+
+    /// Records a call the verbs under test must not make, and refuses it.
+    fn unexpected(&self, step: Step, id: &str) -> OciError {
+        self.take(step);
+        self.runc_error(step, id)
     }
 
     fn runc_error(&self, step: Step, id: &str) -> OciError {
@@ -182,8 +193,8 @@ impl OciRuntime for Host {
         false
     }
 
-    fn kill<'a>(&'a self, _: &'a str, _: i32, _: bool) -> Call<'a, ()> {
-        unimplemented!("kill is not a step of RunPodSandbox or StartContainer")
+    fn kill<'a>(&'a self, id: &'a str, _: i32, _: bool) -> Call<'a, ()> {
+        Box::pin(async move { Err(self.unexpected(Step::Kill, id)) })
     }
 
     fn delete<'a>(&'a self, _: &'a str, _: bool) -> Call<'a, ()> {
@@ -193,12 +204,12 @@ impl OciRuntime for Host {
         })
     }
 
-    fn exec<'a>(&'a self, _: &'a str, _: &'a [String], _: Option<Duration>) -> Call<'a, ExecOutput> {
-        unimplemented!("exec is not a step of RunPodSandbox or StartContainer")
+    fn exec<'a>(&'a self, id: &'a str, _: &'a [String], _: Option<Duration>) -> Call<'a, ExecOutput> {
+        Box::pin(async move { Err(self.unexpected(Step::Exec, id)) })
     }
 
-    fn update<'a>(&'a self, _: &'a str, _: &'a [u8]) -> Call<'a, ()> {
-        unimplemented!("update is not a step of RunPodSandbox or StartContainer")
+    fn update<'a>(&'a self, id: &'a str, _: &'a [u8]) -> Call<'a, ()> {
+        Box::pin(async move { Err(self.unexpected(Step::Update, id)) })
     }
 
     fn interactive(&self) -> Option<&Runc> {
