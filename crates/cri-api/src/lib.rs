@@ -8,7 +8,9 @@
 //! - [`server`]: the service traits a runtime implements and their tonic servers;
 //! - [`unix`]: serving CRI on a unix socket so that *every* real CRI client can call it,
 //!   including those that send the socket path as the HTTP/2 `:authority`
-//!   (crictl 1.26, kubelets up to 1.25, grpc-java, Python grpcio).
+//!   (crictl 1.26, kubelets up to 1.25, grpc-java, Python grpcio);
+//! - accessors for fields nested deep in optional messages, such as
+//!   [`PodSandboxConfig::namespace_options`](v1::PodSandboxConfig::namespace_options).
 //!
 //! A higher-level client with typed errors, timeouts and reconnection lives in the
 //! `cri-client` crate; start there unless you are writing a runtime.
@@ -29,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+mod namespaces;
 pub mod unix;
 
 /// Generated CRI `runtime.v1` messages, enums, clients and servers.

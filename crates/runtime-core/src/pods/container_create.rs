@@ -191,11 +191,7 @@ fn container_namespaces(
     } else {
         join(&sandbox.uts_ns)
     };
-    let options = config
-        .linux
-        .as_ref()
-        .and_then(|l| l.security_context.as_ref())
-        .and_then(|s| s.namespace_options.as_ref());
+    let options = config.namespace_options();
     let container_pid = options.and_then(|o| NamespaceMode::try_from(o.pid).ok());
     let pod_pid = namespace_mode(pod, |o| o.pid);
     let pid = match container_pid.unwrap_or(NamespaceMode::Pod) {

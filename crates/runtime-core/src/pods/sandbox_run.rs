@@ -51,9 +51,7 @@ impl Pods {
         let config = &record.config;
         std::fs::create_dir_all(dir).map_err(|e| PodsError::failed("creating the sandbox directory", e))?;
         let linux = config.linux.as_ref();
-        let options = linux
-            .and_then(|l| l.security_context.as_ref())
-            .and_then(|s| s.namespace_options.as_ref());
+        let options = config.namespace_options();
         let sysctls = linux.map(|l| l.sysctls.clone()).unwrap_or_default();
         let user = user_namespace(config)?;
         let request = PinRequest::from_cri(&config.hostname, options, sysctls, user);
@@ -127,10 +125,7 @@ pub(super) fn namespace_mode(
     which: impl Fn(&cri_api::v1::NamespaceOption) -> i32,
 ) -> NamespaceMode {
     config
-        .linux
-        .as_ref()
-        .and_then(|l| l.security_context.as_ref())
-        .and_then(|s| s.namespace_options.as_ref())
+        .namespace_options()
         .and_then(|o| NamespaceMode::try_from(which(o)).ok())
         .unwrap_or(NamespaceMode::Pod)
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use cri_api::v1::{
-    LinuxPodSandboxStatus, Namespace, NamespaceOption, PodIp, PodSandboxNetworkStatus, PodSandboxState,
+    LinuxPodSandboxStatus, Namespace, PodIp, PodSandboxNetworkStatus, PodSandboxState,
     PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse,
 };
 
@@ -45,11 +45,7 @@ pub(super) fn cri_state(state: SandboxState) -> PodSandboxState {
 
 fn to_cri(sandbox: &SandboxRecord) -> PodSandboxStatus {
     let config = &sandbox.config;
-    let namespace_options: Option<NamespaceOption> = config
-        .linux
-        .as_ref()
-        .and_then(|l| l.security_context.as_ref())
-        .and_then(|s| s.namespace_options.clone());
+    let namespace_options = config.namespace_options().cloned();
     PodSandboxStatus {
         id: sandbox.id.clone(),
         metadata: config.metadata.clone(),

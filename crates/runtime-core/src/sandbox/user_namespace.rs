@@ -43,13 +43,7 @@ impl IdMappings {
     /// NODE, or no `userns_options`); an error naming what is wrong for a mode this
     /// runtime does not offer (CONTAINER, TARGET) or ranges the kernel would refuse.
     pub fn of_pod(config: &PodSandboxConfig) -> Result<Option<IdMappings>, String> {
-        let options = config
-            .linux
-            .as_ref()
-            .and_then(|linux| linux.security_context.as_ref())
-            .and_then(|sc| sc.namespace_options.as_ref())
-            .and_then(|options| options.userns_options.as_ref());
-        options.map_or(Ok(None), IdMappings::from_cri)
+        config.userns_options().map_or(Ok(None), IdMappings::from_cri)
     }
 
     /// The mappings of a CRI `UserNamespace` (see [`IdMappings::of_pod`]).

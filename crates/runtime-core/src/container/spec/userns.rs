@@ -17,13 +17,7 @@ use crate::sandbox::user_namespace::{IdMapping, IdMappings};
 /// checking that the container's own options agree with the pod's.
 pub(super) fn mappings(config: &ContainerConfig, sandbox: &PodSandboxConfig) -> Result<Option<IdMappings>, SpecError> {
     let pod = IdMappings::of_pod(sandbox).map_err(SpecError::UserNamespace)?;
-    let options = config
-        .linux
-        .as_ref()
-        .and_then(|linux| linux.security_context.as_ref())
-        .and_then(|sc| sc.namespace_options.as_ref())
-        .and_then(|options| options.userns_options.as_ref());
-    if let Some(options) = options {
+    if let Some(options) = config.userns_options() {
         let own = IdMappings::from_cri(options).map_err(SpecError::UserNamespace)?;
         if own != pod {
             return Err(SpecError::UserNamespace(
