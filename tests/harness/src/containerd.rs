@@ -5,6 +5,10 @@
 //! image pulls for `docker.io` and `registry.k8s.io` sent to the local [`Registry`]
 //! through `hosts.toml` mirrors. Dropping it removes all of that, and a later run reaps it
 //! if the test process died first (see [`crate::scratch`]).
+//!
+//! A [`crate::KubeletLite`] node drives it through
+//! [`KubeletLiteOptions::runtime_endpoint`](crate::KubeletLiteOptions::runtime_endpoint)
+//! set to its [`endpoint`](Daemon::endpoint).
 
 use std::process::Command;
 

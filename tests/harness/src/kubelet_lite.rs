@@ -31,6 +31,27 @@
 //! node.restart()?; // pods keep running and are adopted
 //! # Ok(()) }
 //! ```
+//!
+//! On containerd instead, with a kubelet-lite built without its embedded runtime:
+//!
+//! ```no_run
+//! use test_harness::{Containerd, ContainerdOptions, ControlPlane};
+//! use test_harness::{KubeletLite, KubeletLiteOptions, Registry};
+//!
+//! # fn f(binary: &std::path::Path) -> anyhow::Result<()> {
+//! let registry = Registry::start()?;
+//! let images = test_harness::push_test_images(&registry)?;
+//! let network = ContainerdOptions::with_network("kltdoc0", "198.18.99.0/24");
+//! let containerd = Containerd::start_with(&registry, &images, network)?;
+//! let control_plane = ControlPlane::start()?;
+//! let options = KubeletLiteOptions {
+//!     runtime_endpoint: Some(containerd.endpoint()),
+//!     ..KubeletLiteOptions::default()
+//! };
+//! let node = KubeletLite::start(binary, &control_plane, &registry, options)?;
+//! drop(node); // before containerd, which stops the pods the node left
+//! # Ok(()) }
+//! ```
 
 use std::fs::{self, OpenOptions};
 use std::net::{IpAddr, Ipv4Addr};
@@ -79,7 +100,13 @@ pub struct KubeletLiteOptions {
     pub pod_bridge: String,
     /// The embedded runtime's pod subnet. Default `198.18.50.0/24`.
     pub pod_subnet: String,
-    /// A CRI endpoint to use instead of the embedded runtime (`unix:///...`).
+    /// The runtime: `None`, the embedded runtime-core (the binary must be built with the
+    /// `embedded` feature, and `runtime-core-monitor` beside it); or a CRI endpoint
+    /// (`unix:///...`), passed as `--container-runtime-endpoint`, typically the
+    /// [`endpoint`](crate::daemon::Daemon::endpoint) of a [`crate::Containerd`] the test
+    /// started, which has its own mirrors onto the registry and its own pod network. Then
+    /// any build of kubelet-lite will do, one without default features included, and the
+    /// pod bridge and subnet here are not used.
     pub runtime_endpoint: Option<String>,
     /// More flags for kubelet-lite.
     pub extra_args: Vec<String>,
