@@ -164,6 +164,14 @@ pub trait RootfsMounter: std::fmt::Debug + Send + Sync {
     /// Unmounts what is mounted under `dir` and removes it (see
     /// [`mounts::remove_unmounted`]).
     fn remove(&self, dir: &Path) -> io::Result<()>;
+
+    /// Unmounts what is mounted under `dir` and moves `dir` out of its place at once,
+    /// returning where it went, for [`RootfsMounter::remove`] to delete later, off the
+    /// caller's path (see [`mounts::set_aside`]); `None` when nothing is left to delete. By
+    /// default `dir` is removed at once.
+    fn set_aside(&self, dir: &Path) -> io::Result<Option<PathBuf>> {
+        self.remove(dir).map(|()| None)
+    }
 }
 
 /// Overlay mounts made by this process ([`Rootfs::mount`]).
@@ -177,6 +185,10 @@ impl RootfsMounter for Overlay {
 
     fn remove(&self, dir: &Path) -> io::Result<()> {
         mounts::remove_unmounted(dir)
+    }
+
+    fn set_aside(&self, dir: &Path) -> io::Result<Option<PathBuf>> {
+        mounts::set_aside(dir)
     }
 }
 

@@ -1,5 +1,6 @@
 //! RemoveContainer: kill it if needed, then delete its runc state, rootfs and bundle.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cri_api::v1::{RemoveContainerRequest, RemoveContainerResponse};
@@ -29,7 +30,7 @@ impl Pods {
     }
 
     /// Kills the container if it runs, deletes it from runc, unmounts its rootfs, removes its
-    /// bundle and monitor directories and its record.
+    /// bundle and monitor directories (their files in the background) and its record.
     pub(super) async fn remove_container_files(&self, id: &str) -> Result<(), PodsError> {
         self.stop_container_process(id, Duration::ZERO).await?;
         let container = self.registry.container(id)?;
@@ -42,11 +43,28 @@ impl Pods {
                 .await
                 .map_err(|e| PodsError::failed("deleting the container from runc", e))?;
         }
-        // The rootfs and any id-mapped mounts come down before a file is removed.
+        // The rootfs and any id-mapped mounts come down before anything moves; then each
+        // directory leaves its place with one rename, and its files (an unlink each, which
+        // waits on the filesystem's journal when the disk is busy) are deleted in the
+        // background, as containerd leaves a removed container's snapshot to its garbage
+        // collector. What a crash leaves set aside, start-up reconciliation removes.
+        let mut aside = Vec::new();
         for dir in [&container.bundle, &container.monitor_dir] {
-            self.rootfs
-                .remove(dir)
+            let moved = self
+                .rootfs
+                .set_aside(dir)
                 .map_err(|e| PodsError::failed("removing container files", e))?;
+            aside.extend(moved);
+        }
+        if !aside.is_empty() {
+            let rootfs = Arc::clone(&self.rootfs);
+            tokio::task::spawn_blocking(move || {
+                for dir in aside {
+                    if let Err(error) = rootfs.remove(&dir) {
+                        tracing::warn!(path = %dir.display(), %error, "cannot remove the files of a removed container");
+                    }
+                }
+            });
         }
         self.registry.remove_container(id).map_err(PodsError::from)
     }
