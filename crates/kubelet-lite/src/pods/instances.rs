@@ -1,5 +1,6 @@
 //! What the CRI runtime has for one pod: its sandboxes and container instances, read with
-//! ListPodSandbox/ListContainers (by the pod-UID label) and ContainerStatus.
+//! ListPodSandbox/ListContainers (by the pod-UID label) and ContainerStatus. A container
+//! that exited carries its termination message ([`super::termination`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -10,6 +11,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::termination;
 use crate::spec::labels;
 
 /// One container instance of the pod, as the runtime reports it.
@@ -33,7 +35,7 @@ pub struct Instance {
     pub exit_code: i32,
     /// Why it exited (`Completed`, `Error`, `OOMKilled`).
     pub reason: String,
-    /// The runtime's message.
+    /// The runtime's message, then the container's termination message once it exited.
     pub message: String,
     /// The image reference the runtime resolved.
     pub image_ref: String,
@@ -149,6 +151,20 @@ pub async fn instances(runtime: &cri_client::Client, uid: &str) -> cri_client::R
             Err(err) => return Err(err),
         };
         let annotation = |key: &str| container.annotations.get(key).cloned().unwrap_or_default();
+        let state = CriState::try_from(status.state).unwrap_or(CriState::ContainerUnknown);
+        let message = if state == CriState::ContainerExited {
+            termination::message(&termination::Sources {
+                message_path: &annotation(labels::CONTAINER_TERMINATION_MESSAGE_PATH),
+                policy: &annotation(labels::CONTAINER_TERMINATION_MESSAGE_POLICY),
+                mounts: &status.mounts,
+                log_path: &status.log_path,
+                exit_code: status.exit_code,
+                reason: &status.reason,
+                runtime_message: &status.message,
+            })
+        } else {
+            status.message
+        };
         all.push(Instance {
             name: container
                 .labels
@@ -156,13 +172,13 @@ pub async fn instances(runtime: &cri_client::Client, uid: &str) -> cri_client::R
                 .cloned()
                 .unwrap_or_default(),
             sandbox_id: container.pod_sandbox_id.clone(),
-            state: CriState::try_from(status.state).unwrap_or(CriState::ContainerUnknown),
+            state,
             created_at: status.created_at,
             started_at: status.started_at,
             finished_at: status.finished_at,
             exit_code: status.exit_code,
             reason: status.reason,
-            message: status.message,
+            message,
             image_ref: status.image_ref,
             restart_count: annotation(labels::CONTAINER_RESTART_COUNT).parse().unwrap_or(0),
             hash: annotation(labels::CONTAINER_HASH),

@@ -17,6 +17,7 @@ pub mod phase;
 pub(crate) mod probes;
 pub mod source;
 pub mod status_manager;
+pub mod termination;
 pub mod worker;
 
 use std::collections::{HashMap, HashSet};
