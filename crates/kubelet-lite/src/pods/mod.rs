@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod backoff;
 pub mod context;
+pub mod deadline;
 pub mod directory;
 pub(crate) mod hooks;
 pub mod image;

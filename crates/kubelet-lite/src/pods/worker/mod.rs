@@ -2,10 +2,16 @@
 //! containers in order, containers, restarts with back-off, probes), reports its status,
 //! and terminates it gracefully when it is deleted.
 //!
-//! The loop: sync, then wait for a change of the pod, a probe result, or the next check
-//! (sooner while something is in flight). The worker's state is its own: starting and
-//! killing a container (`start.rs`) and terminating the pod (`terminate.rs`) are its
-//! methods, in files of their own.
+//! The loop: sync, then wait for a change of the pod, a probe result, the next check
+//! (sooner while something is in flight), or the pod's active deadline. The worker's
+//! state is its own: starting and killing a container (`start.rs`) and terminating the
+//! pod (`terminate.rs`) are its methods, in files of their own.
+//!
+//! As with the kubelet, a pod whose phase became Succeeded or Failed keeps it and starts
+//! nothing more; a Failed pod (an init container failed under `restartPolicy: Never`, a
+//! container failed under it, `activeDeadlineSeconds` passed) is killed: its containers
+//! stopped with their grace period and its sandbox stopped. Until the pod's init
+//! containers are done, its containers wait with the reason `PodInitializing`.
 
 mod start;
 mod terminate;
@@ -29,7 +35,7 @@ use crate::pods::instances::{self, Instance};
 use crate::pods::probes::ContainerProbes;
 use crate::pods::source::Source;
 use crate::pods::status_manager::PodKey;
-use crate::pods::{admission, phase};
+use crate::pods::{admission, deadline, phase};
 use crate::spec;
 
 /// How often a settled pod is checked.
@@ -93,6 +99,14 @@ struct SandboxState {
     ips: Vec<String>,
 }
 
+/// Why the node failed a pod whatever its containers do (the kubelet's eviction by a pod
+/// sync handler): its status shows this reason and message, with phase Failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    reason: String,
+    message: String,
+}
+
 /// A waiting reason kubelet-lite sets (back-off, errors) for a container.
 #[derive(Debug, Clone)]
 struct Waiting {
@@ -127,10 +141,30 @@ struct Worker {
     mirror_made_for: Option<u64>,
     /// When the worker first saw the pod; `None` once its start latency was recorded.
     first_seen: Option<Instant>,
+    /// The phase, once it is Succeeded or Failed: it stays.
+    terminal: Option<&'static str>,
+    /// Why the node failed the pod, if it did.
+    failure: Option<Failure>,
+    /// Whether the Failed pod's containers and sandbox were stopped.
+    killed: bool,
 }
 
 impl Worker {
     fn new(ctx: Arc<PodContext>, pod: &Pod) -> Worker {
+        // What the apiserver shows from before (kubelet-lite restarted): a terminal phase
+        // stays, with the node's reason for a failure.
+        let status = pod.status.as_ref();
+        let terminal = match status.and_then(|s| s.phase.as_deref()) {
+            Some("Succeeded") => Some("Succeeded"),
+            Some("Failed") => Some("Failed"),
+            _ => None,
+        };
+        let failure = status.filter(|_| terminal == Some("Failed")).and_then(|s| {
+            Some(Failure {
+                reason: s.reason.clone()?,
+                message: s.message.clone().unwrap_or_default(),
+            })
+        });
         Worker {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             key: PodKey::of(pod),
@@ -146,6 +180,9 @@ impl Worker {
             notify: Arc::new(Notify::new()),
             mirror_made_for: None,
             first_seen: Some(Instant::now()),
+            terminal,
+            failure,
+            killed: false,
         }
     }
 
@@ -218,13 +255,29 @@ impl Worker {
         }
     }
 
-    /// One pass: sandbox, init containers, containers, probes, status. Returns how soon
-    /// to look again.
+    /// One pass: deadline, sandbox, init containers, containers, probes, status, and the
+    /// kill of a pod that failed. Returns how soon to look again.
     async fn sync(&mut self, pod: &Pod) -> Result<Duration, cri_client::Error> {
         let spec = pod.spec.clone().unwrap_or_default();
         let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
         let mut instances = instances::instances(&self.ctx.runtime, &self.uid).await?;
-        let finished = self.pod_finished(&spec.containers, &policy, &instances);
+        let started = self.start_time.as_ref().map(|t| t.0);
+        if self.failure.is_none()
+            && self.terminal.is_none()
+            && deadline::exceeded(spec.active_deadline_seconds, started, now().0)
+        {
+            tracing::info!(
+                active_deadline_seconds = spec.active_deadline_seconds,
+                "the pod passed its active deadline"
+            );
+            self.failure = Some(Failure {
+                reason: deadline::REASON.to_owned(),
+                message: deadline::MESSAGE.to_owned(),
+            });
+        }
+        let finished = self.terminal.is_some()
+            || self.failure.is_some()
+            || self.pod_finished(&spec.containers, &policy, &instances);
         let mut busy = false;
         if !finished {
             if let Err(waiting) = self.ensure_sandbox(pod, &instances).await {
@@ -240,9 +293,21 @@ impl Worker {
             }
         }
         self.refresh_probes(pod, &instances);
-        self.report(pod, &policy, &instances);
+        let phase = self.report(pod, &policy, &instances);
+        if phase == "Failed" && !self.killed {
+            // Reported first, as the kubelet does: the kill may take the grace period.
+            self.kill_pod(pod, &instances).await;
+            let after = instances::instances(&self.ctx.runtime, &self.uid).await?;
+            self.refresh_probes(pod, &after);
+            self.report(pod, &policy, &after);
+        }
         let next = if busy { BUSY_CHECK } else { self.next_check() };
-        Ok(next)
+        let started = self.start_time.as_ref().map(|t| t.0);
+        let left = deadline::remaining(spec.active_deadline_seconds, started, now().0);
+        Ok(match left {
+            Some(left) if self.terminal.is_none() => next.min(left),
+            _ => next,
+        })
     }
 
     /// Whether every container finished and the policy restarts none of them.
@@ -526,23 +591,38 @@ impl Worker {
         }
     }
 
-    /// Computes the pod status and hands it to the status manager.
-    fn report(&mut self, pod: &Pod, policy: &str, instances: &[Instance]) {
+    /// Computes the pod status and hands it to the status manager; returns its phase.
+    fn report(&mut self, pod: &Pod, policy: &str, instances: &[Instance]) -> &'static str {
         let spec = pod.spec.clone().unwrap_or_default();
+        let has_init = spec.init_containers.as_ref().is_some_and(|c| !c.is_empty());
         let init: Vec<ContainerStatus> = spec
             .init_containers
             .iter()
             .flatten()
-            .map(|c| self.container_status(c, instances, true))
+            .map(|c| self.container_status(c, instances, Kind::Init))
             .collect();
+        let initialized = init.iter().all(|s| s.ready);
+        let kind = if initialized {
+            Kind::App { has_init }
+        } else {
+            Kind::AppBeforeInit
+        };
         let containers: Vec<ContainerStatus> = spec
             .containers
             .iter()
-            .map(|c| self.container_status(c, instances, false))
+            .map(|c| self.container_status(c, instances, kind))
             .collect();
         let now = now();
-        let phase = phase::phase(policy, &init, &containers);
-        let conditions = phase::conditions(pod, &init, &containers, &now);
+        let phase = match (&self.failure, self.terminal) {
+            (Some(_), _) => "Failed",
+            (None, Some(terminal)) => terminal,
+            (None, None) => phase::phase(policy, &init, &containers),
+        };
+        if phase::is_terminal(phase) && self.terminal.is_none() {
+            tracing::info!(phase, "the pod is done");
+            self.terminal = Some(phase);
+        }
+        let conditions = phase::conditions(pod, &init, &containers, phase, &now);
         let ips = self.sandbox.as_ref().map(|s| s.ips.clone()).unwrap_or_default();
         let host_network = spec.host_network.unwrap_or(false);
         let ips = if host_network && !self.ctx.node.host_ip.is_empty() {
@@ -563,6 +643,8 @@ impl Worker {
             pod_ips: (!ips.is_empty()).then(|| ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
             start_time: self.start_time.clone(),
             qos_class: Some(spec::qos_class(pod).as_str().to_owned()),
+            reason: self.failure.as_ref().map(|f| f.reason.clone()),
+            message: self.failure.as_ref().map(|f| f.message.clone()),
             ..PodStatus::default()
         };
         if phase == "Running"
@@ -573,25 +655,29 @@ impl Worker {
         self.ctx.pods.set(&self.uid, pod, status.clone());
         self.ctx.metrics.set_running_pods(self.ctx.pods.running());
         self.ctx.status.set(self.key.clone(), status);
+        phase
     }
 
-    fn container_status(&self, container: &Container, instances: &[Instance], init: bool) -> ContainerStatus {
+    fn container_status(&self, container: &Container, instances: &[Instance], kind: Kind) -> ContainerStatus {
         let runtime = &self.ctx.runtime_name;
+        let init = kind == Kind::Init;
         let mut same_name = instances.iter().filter(|i| i.name == container.name);
         let newest = same_name.next();
         let previous = same_name.find(|i| i.exited());
         let image = container.image.clone().unwrap_or_default();
+        // The containers of a pod whose init containers are not done have not started:
+        // they wait for them, whatever else was noted for them.
         let waiting_override = self
             .waiting
             .get(&container.name)
-            .filter(|_| !newest.is_some_and(Instance::running));
+            .filter(|_| kind != Kind::AppBeforeInit && !newest.is_some_and(Instance::running));
         let (state, last_state) = match (newest, waiting_override) {
             (Some(i), Some(w)) if i.exited() => (waiting_state(w), Some(i.k8s_state(runtime))),
             (Some(i), _) => (i.k8s_state(runtime), previous.map(|p| p.k8s_state(runtime))),
             (None, Some(w)) => (waiting_state(w), None),
             (None, None) => (
                 waiting_state(&Waiting {
-                    reason: "ContainerCreating".into(),
+                    reason: kind.default_waiting_reason().into(),
                     message: String::new(),
                 }),
                 None,
@@ -635,6 +721,32 @@ impl Worker {
                 // A new mirror pod has no status yet: the next report sends it whole.
                 self.ctx.status.forget(self.key.clone());
             }
+        }
+    }
+}
+
+/// Which list a container status is for, and what a container that never ran waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// An init container.
+    Init,
+    /// A container of a pod whose init containers are done (or that has none).
+    App {
+        /// Whether the pod has init containers.
+        has_init: bool,
+    },
+    /// A container of a pod whose init containers are not done.
+    AppBeforeInit,
+}
+
+impl Kind {
+    /// The reason a container that never ran waits with: `PodInitializing` in a pod with
+    /// init containers (for them too), `ContainerCreating` otherwise, as the kubelet's
+    /// default waiting state.
+    fn default_waiting_reason(self) -> &'static str {
+        match self {
+            Kind::Init | Kind::AppBeforeInit | Kind::App { has_init: true } => "PodInitializing",
+            Kind::App { has_init: false } => "ContainerCreating",
         }
     }
 }

@@ -2,6 +2,9 @@
 //! for every running container at once, the final status, the sandbox stopped and
 //! removed, the volumes removed, and then the pod object deleted (grace 0, this UID as
 //! precondition), or the mirror pod of a static pod.
+//!
+//! A pod that failed but stays (its deadline passed, say) is killed only: its containers
+//! stopped the same way and its sandbox stopped, as the kubelet's `killPod`.
 
 use std::time::Duration;
 
@@ -10,7 +13,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Preconditions};
 
 use super::{Desired, Worker};
-use crate::pods::hooks::{HookTarget, stop_with_grace};
+use crate::pods::hooks::{HookTarget, grace_of, stop_with_grace};
 use crate::pods::instances;
 use crate::pods::source::Source;
 
@@ -34,25 +37,7 @@ impl Worker {
             .filter(instances::Instance::running)
             .collect();
         self.probes.clear();
-        let pod_ip = self.pod_ip();
-        futures_util::future::join_all(running.iter().map(|instance| {
-            let container = specs
-                .iter()
-                .find(|c| c.name == instance.name)
-                .cloned()
-                .unwrap_or_default();
-            let runtime = &runtime;
-            async move {
-                let target = HookTarget {
-                    runtime,
-                    id: &instance.id,
-                    pod_ip,
-                    container: &container,
-                };
-                stop_with_grace(&target, grace).await;
-            }
-        }))
-        .await;
+        self.stop_running(&specs, &running, grace).await;
         let policy = pod
             .spec
             .as_ref()
@@ -87,6 +72,61 @@ impl Worker {
         self.ctx.pods.remove(&self.uid);
         self.ctx.metrics.set_running_pods(self.ctx.pods.running());
         tracing::info!("pod terminated");
+    }
+
+    /// Kills a pod that failed and stays: its running containers stopped (preStop hooks,
+    /// the pod's grace period), then its sandboxes. Done once, unless a call failed.
+    pub(super) async fn kill_pod(&mut self, pod: &Pod, instances: &[instances::Instance]) {
+        let runtime = self.ctx.runtime.clone();
+        let specs: Vec<Container> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+            .cloned()
+            .collect();
+        let running: Vec<instances::Instance> = instances.iter().filter(|i| i.running()).cloned().collect();
+        tracing::info!(containers = running.len(), "killing the failed pod");
+        self.probes.clear();
+        self.stop_running(&specs, &running, grace_of(pod)).await;
+        let mut stopped = true;
+        match instances::sandboxes(&runtime, &self.uid).await {
+            Ok(sandboxes) => {
+                for sandbox in sandboxes.iter().filter(|s| s.ready) {
+                    if let Err(err) = runtime.stop_pod_sandbox(&sandbox.id).await {
+                        tracing::warn!(sandbox = %sandbox.id, error = %err, "stopping the sandbox");
+                        stopped = false;
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "listing the sandboxes");
+                stopped = false;
+            }
+        }
+        self.killed = stopped;
+    }
+
+    /// Stops the `running` instances at once, each with its preStop hook and `grace`.
+    async fn stop_running(&self, specs: &[Container], running: &[instances::Instance], grace: Duration) {
+        let runtime = &self.ctx.runtime;
+        let pod_ip = self.pod_ip();
+        futures_util::future::join_all(running.iter().map(|instance| {
+            let container = specs
+                .iter()
+                .find(|c| c.name == instance.name)
+                .cloned()
+                .unwrap_or_default();
+            async move {
+                let target = HookTarget {
+                    runtime,
+                    id: &instance.id,
+                    pod_ip,
+                    container: &container,
+                };
+                stop_with_grace(&target, grace).await;
+            }
+        }))
+        .await;
     }
 }
 
