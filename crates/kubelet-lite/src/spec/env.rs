@@ -1,11 +1,15 @@
-//! A container's environment: envFrom, then env in order, with `$(VAR)` expansion of
-//! values from the variables defined before them (the kubelet's
-//! `makeEnvironmentVariables`). Service environment variables are not generated.
+//! A container's environment: the services' variables, then envFrom, then env in order,
+//! with `$(VAR)` expansion of values from the variables defined before them (the
+//! kubelet's `makeEnvironmentVariables`; the services' variables are its
+//! `getServiceEnvVarMap` and `envvars.FromServices`).
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, Pod, Service};
 
 use super::downward::{Addresses, field_value, resource_value};
 use super::expand::expand;
+use super::objects::{MASTER_SERVICE, MASTER_SERVICE_NAMESPACE, service_links};
 use super::{ApiObjects, SpecError};
 
 /// Environment variables in definition order; a later definition of a name replaces the
@@ -48,8 +52,11 @@ pub(crate) fn is_env_var_name(name: &str) -> bool {
     }
 }
 
-/// The environment of `container`: envFrom (config maps and secrets, with prefix), then
-/// env (value with expansion, fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef).
+/// The environment of `container`: the services' variables ([`service_env`] of
+/// `objects.services`), then envFrom (config maps and secrets, with prefix), then env
+/// (value with expansion, fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef).
+/// What envFrom and env define replaces a service variable of the same name, and a
+/// service variable can be referred to as `$(NAME)`.
 pub(crate) fn container_env(
     pod: &Pod,
     container: &Container,
@@ -58,6 +65,9 @@ pub(crate) fn container_env(
 ) -> Result<Env, SpecError> {
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let mut env = Env::default();
+    for (name, value) in service_env(&objects.services, &namespace, service_links(pod)) {
+        env.set(name, value);
+    }
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.as_deref().unwrap_or("");
         if let Some(r) = &from.config_map_ref {
@@ -146,6 +156,84 @@ pub(crate) fn container_env(
         env.set(var.name.clone(), value);
     }
     Ok(env)
+}
+
+/// The variables of the services a container of a pod in `namespace` sees: the
+/// `kubernetes` service of `default` always, and with `links` (`enableServiceLinks`)
+/// every service of `namespace`, which wins over the former where names are the same.
+/// Services without a cluster IP (headless: `None` or empty) have none. Services come
+/// in name order, each with the variables of [`service_vars`].
+pub(crate) fn service_env(services: &[Service], namespace: &str, links: bool) -> Vec<(String, String)> {
+    let mut chosen: BTreeMap<&str, &Service> = BTreeMap::new();
+    for service in services.iter().filter(|s| cluster_ip(s).is_some()) {
+        let name = service.metadata.name.as_deref().unwrap_or_default();
+        let service_namespace = service.metadata.namespace.as_deref().unwrap_or_default();
+        if links && service_namespace == namespace {
+            chosen.insert(name, service);
+        } else if service_namespace == MASTER_SERVICE_NAMESPACE && name == MASTER_SERVICE {
+            chosen.entry(name).or_insert(service);
+        }
+    }
+    chosen.into_values().flat_map(service_vars).collect()
+}
+
+/// A service's cluster IP, unless it has none (headless or ExternalName).
+fn cluster_ip(service: &Service) -> Option<&str> {
+    let ip = service.spec.as_ref()?.cluster_ip.as_deref()?;
+    (!ip.is_empty() && ip != "None").then_some(ip)
+}
+
+/// The variables of one service (the kubelet's `envvars.FromServices`), for service
+/// `redis-main` at 10.0.0.11 with ports 6379 (named `db`) and 53/UDP:
+/// `REDIS_MAIN_SERVICE_HOST=10.0.0.11`, `REDIS_MAIN_SERVICE_PORT=6379` (the first port),
+/// `REDIS_MAIN_SERVICE_PORT_DB=6379` (each named port), then Docker's link variables:
+/// `REDIS_MAIN_PORT=tcp://10.0.0.11:6379` (the first port) and for each port
+/// `REDIS_MAIN_PORT_6379_TCP=tcp://10.0.0.11:6379`, `..._TCP_PROTO=tcp`,
+/// `..._TCP_PORT=6379`, `..._TCP_ADDR=10.0.0.11`.
+pub(crate) fn service_vars(service: &Service) -> Vec<(String, String)> {
+    let Some(ip) = cluster_ip(service) else {
+        return Vec::new();
+    };
+    let prefix = env_var_name(service.metadata.name.as_deref().unwrap_or_default());
+    let ports = service.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
+    let mut vars = vec![(format!("{prefix}_SERVICE_HOST"), ip.to_owned())];
+    let Some(first) = ports.first() else {
+        return vars;
+    };
+    vars.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
+    for port in ports {
+        if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
+            vars.push((
+                format!("{prefix}_SERVICE_PORT_{}", env_var_name(name)),
+                port.port.to_string(),
+            ));
+        }
+    }
+    // An IPv6 address is bracketed before its port, as Go's net.JoinHostPort does.
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_owned()
+    };
+    for (index, port) in ports.iter().enumerate() {
+        let protocol = port.protocol.as_deref().filter(|p| !p.is_empty()).unwrap_or("TCP");
+        let scheme = protocol.to_lowercase();
+        let url = format!("{scheme}://{host}:{}", port.port);
+        if index == 0 {
+            vars.push((format!("{prefix}_PORT"), url.clone()));
+        }
+        let port_prefix = format!("{prefix}_PORT_{}_{}", port.port, protocol.to_uppercase());
+        vars.push((port_prefix.clone(), url));
+        vars.push((format!("{port_prefix}_PROTO"), scheme));
+        vars.push((format!("{port_prefix}_PORT"), port.port.to_string()));
+        vars.push((format!("{port_prefix}_ADDR"), ip.to_owned()));
+    }
+    vars
+}
+
+/// A service or port name as a variable name: upper case, `-` as `_`.
+fn env_var_name(name: &str) -> String {
+    name.to_uppercase().replace('-', "_")
 }
 
 /// A container of the pod by name (regular or init).
@@ -314,6 +402,157 @@ mod tests {
             let err = resolve(env).expect_err(desc);
             assert_eq!(err.to_string(), message, "{desc}");
         }
+    }
+
+    fn service(namespace: &str, name: &str, cluster_ip: &str, ports: serde_json::Value) -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"clusterIP": cluster_ip, "ports": ports}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn service_variables_are_named_as_the_kubelet_names_them() {
+        let redis = service(
+            "ns",
+            "redis-main",
+            "10.0.0.11",
+            serde_json::json!([{"port": 6379, "name": "db-port"}, {"port": 53, "protocol": "UDP", "name": "dns"}]),
+        );
+        assert_eq!(
+            service_vars(&redis),
+            pairs(&[
+                ("REDIS_MAIN_SERVICE_HOST", "10.0.0.11"),
+                ("REDIS_MAIN_SERVICE_PORT", "6379"),
+                ("REDIS_MAIN_SERVICE_PORT_DB_PORT", "6379"),
+                ("REDIS_MAIN_SERVICE_PORT_DNS", "53"),
+                ("REDIS_MAIN_PORT", "tcp://10.0.0.11:6379"),
+                ("REDIS_MAIN_PORT_6379_TCP", "tcp://10.0.0.11:6379"),
+                ("REDIS_MAIN_PORT_6379_TCP_PROTO", "tcp"),
+                ("REDIS_MAIN_PORT_6379_TCP_PORT", "6379"),
+                ("REDIS_MAIN_PORT_6379_TCP_ADDR", "10.0.0.11"),
+                ("REDIS_MAIN_PORT_53_UDP", "udp://10.0.0.11:53"),
+                ("REDIS_MAIN_PORT_53_UDP_PROTO", "udp"),
+                ("REDIS_MAIN_PORT_53_UDP_PORT", "53"),
+                ("REDIS_MAIN_PORT_53_UDP_ADDR", "10.0.0.11"),
+            ])
+        );
+        // An unnamed first port; IPv6 is bracketed in the URLs only.
+        let v6 = service("ns", "web", "fd00::10", serde_json::json!([{"port": 80}]));
+        assert_eq!(
+            service_vars(&v6),
+            pairs(&[
+                ("WEB_SERVICE_HOST", "fd00::10"),
+                ("WEB_SERVICE_PORT", "80"),
+                ("WEB_PORT", "tcp://[fd00::10]:80"),
+                ("WEB_PORT_80_TCP", "tcp://[fd00::10]:80"),
+                ("WEB_PORT_80_TCP_PROTO", "tcp"),
+                ("WEB_PORT_80_TCP_PORT", "80"),
+                ("WEB_PORT_80_TCP_ADDR", "fd00::10"),
+            ])
+        );
+    }
+
+    #[test]
+    fn which_services_a_container_sees() {
+        let port = serde_json::json!([{"port": 443}]);
+        let master = service("default", "kubernetes", "10.0.0.1", port.clone());
+        let services = [
+            service("ns", "b-svc", "10.0.0.3", port.clone()),
+            service("ns", "a-svc", "10.0.0.2", port.clone()),
+            service("ns", "headless", "None", port.clone()),
+            service("ns", "external", "", serde_json::json!([])),
+            service("other", "elsewhere", "10.0.0.9", port.clone()),
+            service("default", "not-master", "10.0.0.8", port.clone()),
+            master.clone(),
+        ];
+        let hosts = |env: Vec<(String, String)>| -> Vec<(String, String)> {
+            env.into_iter()
+                .filter(|(name, _)| name.ends_with("_SERVICE_HOST"))
+                .collect()
+        };
+        assert_eq!(
+            hosts(service_env(&services, "ns", true)),
+            pairs(&[
+                ("A_SVC_SERVICE_HOST", "10.0.0.2"),
+                ("B_SVC_SERVICE_HOST", "10.0.0.3"),
+                ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
+            ]),
+            "the namespace's services with a cluster IP, and the master service"
+        );
+        assert_eq!(
+            hosts(service_env(&services, "ns", false)),
+            pairs(&[("KUBERNETES_SERVICE_HOST", "10.0.0.1")]),
+            "without enableServiceLinks, the master service only"
+        );
+        assert_eq!(
+            hosts(service_env(&services, "default", true)),
+            pairs(&[
+                ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
+                ("NOT_MASTER_SERVICE_HOST", "10.0.0.8"),
+            ]),
+        );
+        // A service of the namespace named like the master service wins, in any order.
+        let own = service("ns", "kubernetes", "10.0.0.5", port);
+        for list in [vec![master.clone(), own.clone()], vec![own.clone(), master.clone()]] {
+            assert_eq!(
+                hosts(service_env(&list, "ns", true)),
+                pairs(&[("KUBERNETES_SERVICE_HOST", "10.0.0.5")])
+            );
+            assert_eq!(
+                hosts(service_env(&list, "ns", false)),
+                pairs(&[("KUBERNETES_SERVICE_HOST", "10.0.0.1")])
+            );
+        }
+    }
+
+    #[test]
+    fn service_variables_come_first_and_the_container_overrides_them() {
+        let mut objects = objects();
+        objects.config_maps.get_mut("cfg").unwrap().data =
+            Some([("FOOSERVICE_PORT".to_owned(), "from-config-map".to_owned())].into());
+        objects.services = vec![service(
+            "ns",
+            "fooservice",
+            "10.0.0.7",
+            serde_json::json!([{"port": 8765}]),
+        )];
+        let pod = pod_with_env(serde_json::json!([
+            {"name": "FOOSERVICE_SERVICE_HOST", "value": "overridden"},
+            {"name": "URL", "value": "http://$(FOOSERVICE_PORT_8765_TCP_ADDR):$(FOOSERVICE_SERVICE_PORT)"}
+        ]));
+        let mut pod = pod;
+        pod.spec.as_mut().unwrap().containers[0].env_from.as_mut().unwrap()[0].prefix = None;
+        let container = pod.spec.as_ref().unwrap().containers[0].clone();
+        let ips = ["198.18.0.9".to_owned()];
+        let addresses = Addresses {
+            pod_ip: "198.18.0.9",
+            pod_ips: &ips,
+            host_ip: "198.18.255.1",
+        };
+        let env = container_env(&pod, &container, &objects, addresses)
+            .unwrap()
+            .into_pairs();
+        assert_eq!(
+            env,
+            pairs(&[
+                ("FOOSERVICE_SERVICE_HOST", "overridden"),
+                ("FOOSERVICE_SERVICE_PORT", "8765"),
+                ("FOOSERVICE_PORT", "from-config-map"),
+                ("FOOSERVICE_PORT_8765_TCP", "tcp://10.0.0.7:8765"),
+                ("FOOSERVICE_PORT_8765_TCP_PROTO", "tcp"),
+                ("FOOSERVICE_PORT_8765_TCP_PORT", "8765"),
+                ("FOOSERVICE_PORT_8765_TCP_ADDR", "10.0.0.7"),
+                ("URL", "http://10.0.0.7:8765"),
+            ])
+        );
+        // enableServiceLinks: false leaves them out (no master service listed here).
+        pod.spec.as_mut().unwrap().enable_service_links = Some(false);
+        let env = container_env(&pod, &container, &objects, addresses)
+            .unwrap()
+            .into_pairs();
+        assert!(env.iter().all(|(name, _)| !name.contains("_PORT_8765")), "{env:?}");
     }
 
     #[test]

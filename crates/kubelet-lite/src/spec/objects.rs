@@ -1,11 +1,22 @@
-//! The config maps and secrets a pod refers to, fetched once per pod start.
+//! The config maps and secrets a pod refers to, fetched once per pod start, and the
+//! services whose variables its containers get, listed again before each container is
+//! created.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::Api;
+use kube::api::ListParams;
 
 use super::SpecError;
+
+/// The namespace of the services every container gets variables for (the kubelet's
+/// `masterServiceNamespace`).
+pub(crate) const MASTER_SERVICE_NAMESPACE: &str = "default";
+/// The service of [`MASTER_SERVICE_NAMESPACE`] every container gets variables for (the
+/// kubelet's `masterServices`): the apiserver's, which in-cluster clients find by
+/// `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT`.
+pub(crate) const MASTER_SERVICE: &str = "kubernetes";
 
 /// The config maps and secrets of the pod's namespace that the pod names, by name.
 /// Optional references that do not exist are simply absent.
@@ -15,6 +26,10 @@ pub struct ApiObjects {
     pub config_maps: BTreeMap<String, ConfigMap>,
     /// Secrets by name.
     pub secrets: BTreeMap<String, Secret>,
+    /// The services whose environment variables the pod's containers get: those of the
+    /// pod's namespace (with `enableServiceLinks`, the default), and the `kubernetes`
+    /// service of `default`. Set by [`ApiObjects::refresh_services`].
+    pub services: Vec<Service>,
 }
 
 impl ApiObjects {
@@ -38,6 +53,53 @@ impl ApiObjects {
         }
         secret.string_data.as_ref().and_then(|d| d.get(key)).cloned()
     }
+
+    /// Lists the services whose variables a container of `pod` gets (see
+    /// [`ApiObjects::services`]), as they are now: called before each container is
+    /// created, as the kubelet reads them from its service informer then. A node without
+    /// an apiserver gives none, as the kubelet does.
+    pub async fn refresh_services(&mut self, client: Option<&kube::Client>, pod: &Pod) -> Result<(), SpecError> {
+        self.services = match client {
+            Some(client) => list_services(client, pod).await?,
+            None => Vec::new(),
+        };
+        Ok(())
+    }
+}
+
+/// The services of the pod's namespace (with `enableServiceLinks`), then the master
+/// service (when the namespace's list did not hold it already). The selection itself
+/// (which wins, headless services left out) is `env::service_env`'s.
+async fn list_services(client: &kube::Client, pod: &Pod) -> Result<Vec<Service>, SpecError> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or(MASTER_SERVICE_NAMESPACE);
+    let links = service_links(pod);
+    let mut services = Vec::new();
+    if links {
+        let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| SpecError::Api {
+                what: format!("list services in {namespace}"),
+                source,
+            })?;
+        services = list.items;
+    }
+    if !links || namespace != MASTER_SERVICE_NAMESPACE {
+        let api: Api<Service> = Api::namespaced(client.clone(), MASTER_SERVICE_NAMESPACE);
+        let master = api.get_opt(MASTER_SERVICE).await.map_err(|source| SpecError::Api {
+            what: format!("get service {MASTER_SERVICE_NAMESPACE}/{MASTER_SERVICE}"),
+            source,
+        })?;
+        services.extend(master);
+    }
+    Ok(services)
+}
+
+/// `spec.enableServiceLinks`: true unless the pod says false (the apiserver defaults it
+/// to true; a static pod may leave it out).
+pub(crate) fn service_links(pod: &Pod) -> bool {
+    pod.spec.as_ref().and_then(|s| s.enable_service_links).unwrap_or(true)
 }
 
 /// A reference from the pod to a config map or secret.

@@ -57,6 +57,14 @@ impl Worker {
                 return Err(Waiting::new(failure.reason, failure.message));
             }
         };
+        // The services' variables are those of the services as they are now, as the
+        // kubelet's (read from its informer at each container's creation). Boxed: the
+        // client's future would grow the worker's, already large.
+        if let Some(objects) = self.objects.as_mut() {
+            Box::pin(objects.refresh_services(self.ctx.client.as_ref(), pod))
+                .await
+                .map_err(|err| Waiting::new("CreateContainerConfigError", err.to_string()))?;
+        }
         let (Some(objects), Some(volumes)) = (self.objects.as_ref(), self.volumes.as_ref()) else {
             return Err(Waiting::new("ContainerCreating", "volumes not ready".into()));
         };
