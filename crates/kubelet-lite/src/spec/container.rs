@@ -20,7 +20,7 @@ use super::security::{ImageUser, container_security_context, verify_run_as_non_r
 use super::volumes::{check_relative_path, mount_sub_path};
 use super::{ApiObjects, NodeContext, SpecError, Volumes, labels};
 
-/// Where containers find the hosts file.
+/// Where containers find the hosts file, and where the node keeps its own.
 const ETC_HOSTS: &str = "/etc/hosts";
 /// The default termination message path.
 const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
@@ -170,13 +170,26 @@ fn container_mounts(
         });
     }
     let mounted = |mounts: &[Mount], path: &str| mounts.iter().any(|m| Path::new(&m.container_path) == Path::new(path));
+    // As the kubelet's makeMounts: once the pod's IPs are known (the sandbox's, or the
+    // node's for a pod on the host's network), a container that mounts nothing at
+    // /etc/hosts gets the kubelet's hosts file.
     let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
-    if !host_network && !ctx.pod_ip.is_empty() && !mounted(&mounts, ETC_HOSTS) {
-        let (hostname, domain) = hostname_and_domain(pod, node);
+    let ips_known = if host_network {
+        !node.host_ip.is_empty()
+    } else {
+        !ctx.pod_ip.is_empty()
+    };
+    if ips_known && !mounted(&mounts, ETC_HOSTS) {
         let aliases = pod.spec.as_ref().and_then(|s| s.host_aliases.as_deref()).unwrap_or(&[]);
-        let content = hosts_file_content(ctx.pod_ips, ctx.pod_ip, &hostname, domain.as_deref(), aliases);
+        let content = if host_network {
+            let node_hosts = std::fs::read(ETC_HOSTS).map_err(SpecError::io("read", ETC_HOSTS))?;
+            host_network_hosts_file_content(&node_hosts, aliases)
+        } else {
+            let (hostname, domain) = hostname_and_domain(pod, node);
+            hosts_file_content(ctx.pod_ips, ctx.pod_ip, &hostname, domain.as_deref(), aliases).into_bytes()
+        };
         let path = node.etc_hosts_path(uid);
-        write_if_changed(&path, content.as_bytes())?;
+        write_if_changed(&path, &content)?;
         mounts.push(Mount {
             container_path: ETC_HOSTS.to_owned(),
             host_path: path.to_string_lossy().into_owned(),
@@ -198,6 +211,11 @@ fn container_mounts(
     }
     Ok(mounts)
 }
+
+/// The first line of the hosts file of a pod on the host's network: a copy of the node's
+/// (the kubelet's `managedHostsHeaderWithHostNetwork`). It is not the header of
+/// [`HOSTS_HEADER`]: what reads it can tell the two apart.
+const HOST_NETWORK_HOSTS_HEADER: &str = "# Kubernetes-managed hosts file (host network).\n";
 
 /// The start of the kubelet-managed hosts file: the comment, then the loopback and IPv6
 /// lines every pod's `/etc/hosts` has (the kubelet's `managedHostsHeader`, then the first
@@ -231,6 +249,23 @@ pub fn hosts_file_content(
             None => out.push_str(&format!("{ip}\t{hostname}\n")),
         }
     }
+    out.push_str(&host_alias_entries(aliases));
+    out
+}
+
+/// The hosts file of a pod on the host's network (the kubelet's `nodeHostsFileContent`):
+/// its header, the node's hosts file as it is, then `hostAliases`.
+fn host_network_hosts_file_content(node_hosts: &[u8], aliases: &[HostAlias]) -> Vec<u8> {
+    let mut out = HOST_NETWORK_HOSTS_HEADER.as_bytes().to_vec();
+    out.extend_from_slice(node_hosts);
+    out.extend_from_slice(host_alias_entries(aliases).as_bytes());
+    out
+}
+
+/// The lines of `hostAliases`, one per IP, after a blank line and a comment; nothing
+/// without any.
+fn host_alias_entries(aliases: &[HostAlias]) -> String {
+    let mut out = String::new();
     if !aliases.is_empty() {
         out.push_str("\n# Entries added by HostAliases.\n");
         for alias in aliases {
@@ -448,13 +483,59 @@ mod tests {
     }
 
     #[test]
-    fn host_network_has_no_managed_hosts_file() {
-        let f = fixture();
+    fn host_network_gets_a_copy_of_the_node_hosts_file() {
+        let mut f = fixture();
         let p = pod(
             serde_json::json!({"name": "app", "terminationMessagePath": ""}),
-            serde_json::json!({"hostNetwork": true}),
+            serde_json::json!({"hostNetwork": true, "hostAliases": [{"ip": "198.18.0.1", "hostnames": ["a"]}]}),
         );
+        // The sandbox of a pod on the host's network has no IP of its own.
+        f.ips = vec![String::new()];
+        let c = config(&f, &p, 0).unwrap();
+        let root = f.node.root_dir.clone();
+        let mounts: Vec<_> = c
+            .mounts
+            .iter()
+            .map(|m| (m.container_path.as_str(), PathBuf::from(&m.host_path)))
+            .collect();
+        assert_eq!(mounts, [("/etc/hosts", root.join("pods/u1/etc-hosts"))]);
+        let mut want = b"# Kubernetes-managed hosts file (host network).\n".to_vec();
+        want.extend(std::fs::read("/etc/hosts").unwrap());
+        want.extend(b"\n# Entries added by HostAliases.\n198.18.0.1\ta\n");
+        assert_eq!(
+            String::from_utf8_lossy(&std::fs::read(root.join("pods/u1/etc-hosts")).unwrap()),
+            String::from_utf8_lossy(&want)
+        );
+        // Without the node's IP (as without the pod's for others), no hosts file yet.
+        f.node.host_ip.clear();
         assert!(config(&f, &p, 0).unwrap().mounts.is_empty());
+    }
+
+    #[test]
+    fn hosts_files_and_their_headers() {
+        let aliases: Vec<HostAlias> =
+            serde_json::from_value(serde_json::json!([{"ip": "198.18.0.1", "hostnames": ["a", "b"]}])).unwrap();
+        let ips = ["198.18.0.7".to_owned(), "fd00::7".to_owned()];
+        assert_eq!(
+            hosts_file_content(&ips, &ips[0], "web", None, &[]),
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n\
+             198.18.0.7\tweb\nfd00::7\tweb\n"
+        );
+        assert!(
+            hosts_file_content(&ips, &ips[0], "web", Some("sub.ns.svc.cluster.local"), &aliases).ends_with(
+                "198.18.0.7\tweb.sub.ns.svc.cluster.local\tweb\nfd00::7\tweb.sub.ns.svc.cluster.local\tweb\n\n\
+                 # Entries added by HostAliases.\n198.18.0.1\ta\tb\n"
+            )
+        );
+        assert_eq!(
+            host_network_hosts_file_content(b"127.0.0.1 localhost\n", &[]),
+            b"# Kubernetes-managed hosts file (host network).\n127.0.0.1 localhost\n"
+        );
+        assert_eq!(
+            host_network_hosts_file_content(b"", &aliases),
+            b"# Kubernetes-managed hosts file (host network).\n\n# Entries added by HostAliases.\n198.18.0.1\ta\tb\n"
+        );
     }
 
     #[test]
