@@ -6,27 +6,16 @@ use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{Response, StatusCode};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt as _, Full, StreamBody};
-use hyper::body::Frame;
-use tokio::sync::mpsc;
-use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::ReceiverStream;
+use http_body_util::{BodyExt as _, Full};
 
 use super::error::ApiError;
 
-/// The body of an answer: whole, empty or streamed.
+/// The body of an answer: whole, empty or streamed (a log: `logs::log_body`).
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// A whole body.
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
-}
-
-/// A body streamed from a channel: each message is sent as it comes, the body ends when
-/// every sender is gone.
-pub(crate) fn streamed(receiver: mpsc::Receiver<Bytes>) -> Body {
-    let frames = ReceiverStream::new(receiver).map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
-    StreamBody::new(frames).boxed()
 }
 
 /// An answer with `status`, `content_type` and `body`.

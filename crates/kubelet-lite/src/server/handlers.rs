@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::body::{self, Body, json, respond, text};
 use super::error::ApiError;
-use super::logs::{LogFile, LogOptions, copy_log};
+use super::logs::{LogFile, LogOptions, copy_log, log_body};
 use super::routes::{ContainerRef, Route};
 use super::streams::ContainerStream::{Attach, Exec};
 use super::{State, locate, streams};
@@ -95,9 +95,5 @@ async fn container_logs(
             tracing::debug!(path = %path.display(), error = %err, "copying a log ended");
         }
     });
-    Ok(respond(
-        StatusCode::OK,
-        "text/plain; charset=utf-8",
-        body::streamed(receiver),
-    ))
+    Ok(respond(StatusCode::OK, "text/plain; charset=utf-8", log_body(receiver)))
 }
