@@ -19,6 +19,7 @@ pub(crate) mod probes;
 pub mod source;
 pub mod status_manager;
 pub mod termination;
+pub(crate) mod volume_refresh;
 pub mod worker;
 
 use std::collections::{HashMap, HashSet};

@@ -1,10 +1,11 @@
-//! The config maps and secrets a pod refers to, fetched once per pod start, and the
+//! The config maps and secrets a pod refers to, fetched once per pod start (those of its
+//! volumes read again while it runs, [`ApiObjects::refresh_volume_objects`]), and the
 //! services whose variables its containers get, listed again before each container is
 //! created.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, Volume};
 use kube::Api;
 use kube::api::ListParams;
 
@@ -54,6 +55,34 @@ impl ApiObjects {
         secret.string_data.as_ref().and_then(|d| d.get(key)).cloned()
     }
 
+    /// Reads again the config maps and secrets the pod's volumes name, so that the
+    /// volumes follow them. What exists now replaces what was read before. An object
+    /// found gone is dropped, optional or not: an optional one's files then disappear,
+    /// and a volume that needs a required one fails to update and keeps its content, as
+    /// on the kubelet. One that cannot be read now (the apiserver unreachable) stays as
+    /// it was. A node without an apiserver has nothing to read.
+    pub async fn refresh_volume_objects(&mut self, client: Option<&kube::Client>, pod: &Pod) {
+        let Some(client) = client else { return };
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let (config_maps, secrets) = volume_references(pod);
+        let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        for r in config_maps {
+            let found = cm_api.get_opt(&r.name).await;
+            if let Err(err) = &found {
+                tracing::warn!(error = %err, configmap = %r.name, "reading a volume's configmap failed: keeping the last one read");
+            }
+            replace_with(&mut self.config_maps, r.name, found.ok());
+        }
+        let secret_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        for r in secrets {
+            let found = secret_api.get_opt(&r.name).await;
+            if let Err(err) = &found {
+                tracing::warn!(error = %err, secret = %r.name, "reading a volume's secret failed: keeping the last one read");
+            }
+            replace_with(&mut self.secrets, r.name, found.ok());
+        }
+    }
+
     /// Lists the services whose variables a container of `pod` gets (see
     /// [`ApiObjects::services`]), as they are now: called before each container is
     /// created, as the kubelet reads them from its service informer then. A node without
@@ -64,6 +93,20 @@ impl ApiObjects {
             None => Vec::new(),
         };
         Ok(())
+    }
+}
+
+/// Updates the object `name` of `objects` with what reading it gave: `Some(Some(_))` found,
+/// `Some(None)` gone, `None` unknown (the read failed: what was there stays).
+fn replace_with<T>(objects: &mut BTreeMap<String, T>, name: String, read: Option<Option<T>>) {
+    match read {
+        Some(Some(object)) => {
+            objects.insert(name, object);
+        }
+        Some(None) => {
+            objects.remove(&name);
+        }
+        None => {}
     }
 }
 
@@ -152,7 +195,34 @@ pub(crate) fn references(pod: &Pod) -> (BTreeSet<Reference>, BTreeSet<Reference>
             }
         }
     }
-    for volume in spec.volumes.iter().flatten() {
+    volume_sources(spec.volumes.iter().flatten(), &mut config_maps, &mut secrets);
+    for r in spec.image_pull_secrets.iter().flatten() {
+        secrets.insert(Reference {
+            name: r.name.clone(),
+            optional: true,
+        });
+    }
+    (dedupe(config_maps), dedupe(secrets))
+}
+
+/// The config maps and secrets the pod's volumes name (configMap, secret, projected
+/// sources).
+pub(crate) fn volume_references(pod: &Pod) -> (BTreeSet<Reference>, BTreeSet<Reference>) {
+    let mut config_maps = BTreeSet::new();
+    let mut secrets = BTreeSet::new();
+    let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
+    volume_sources(volumes, &mut config_maps, &mut secrets);
+    (dedupe(config_maps), dedupe(secrets))
+}
+
+/// Adds the config maps and secrets `volumes` name to the sets.
+fn volume_sources<'a>(
+    volumes: impl Iterator<Item = &'a Volume>,
+    config_maps: &mut BTreeSet<Reference>,
+    secrets: &mut BTreeSet<Reference>,
+) {
+    let opt = |o: Option<bool>| o.unwrap_or(false);
+    for volume in volumes {
         if let Some(cm) = &volume.config_map {
             config_maps.insert(Reference {
                 name: cm.name.clone(),
@@ -181,13 +251,6 @@ pub(crate) fn references(pod: &Pod) -> (BTreeSet<Reference>, BTreeSet<Reference>
             }
         }
     }
-    for r in spec.image_pull_secrets.iter().flatten() {
-        secrets.insert(Reference {
-            name: r.name.clone(),
-            optional: true,
-        });
-    }
-    (dedupe(config_maps), dedupe(secrets))
 }
 
 /// One entry per name; required wins over optional.
@@ -303,6 +366,36 @@ mod tests {
                 ("s4".to_owned(), true)
             ]
         );
+    }
+
+    #[test]
+    fn a_read_object_replaces_a_gone_one_is_dropped_an_unread_one_stays() {
+        let mut objects: BTreeMap<String, u32> = [("a".to_owned(), 1), ("b".to_owned(), 1), ("c".to_owned(), 1)].into();
+        replace_with(&mut objects, "a".into(), Some(Some(2)));
+        replace_with(&mut objects, "b".into(), Some(None));
+        replace_with(&mut objects, "c".into(), None);
+        replace_with(&mut objects, "d".into(), Some(Some(1)));
+        assert_eq!(objects, [("a".to_owned(), 2), ("c".to_owned(), 1), ("d".to_owned(), 1)].into());
+    }
+
+    #[test]
+    fn volume_references_leave_env_and_pull_secrets_out() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "env-cm"}}]}],
+                "volumes": [
+                    {"name": "v1", "configMap": {"name": "cm", "optional": true}},
+                    {"name": "v2", "projected": {"sources": [{"secret": {"name": "s"}}, {"configMap": {"name": "cm"}}]}}
+                ],
+                "imagePullSecrets": [{"name": "pull"}]
+            }
+        }))
+        .unwrap();
+        let (cms, secrets) = volume_references(&pod);
+        let names = |refs: BTreeSet<Reference>| refs.into_iter().map(|r| r.name).collect::<Vec<_>>();
+        assert_eq!(names(cms), ["cm"]);
+        assert_eq!(names(secrets), ["s"]);
     }
 
     #[tokio::test]

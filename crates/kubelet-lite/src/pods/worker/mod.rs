@@ -15,8 +15,6 @@
 
 mod start;
 mod terminate;
-#[cfg(test)]
-mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +35,7 @@ use crate::pods::instances::{self, Instance};
 use crate::pods::probes::ContainerProbes;
 use crate::pods::source::Source;
 use crate::pods::status_manager::PodKey;
+use crate::pods::volume_refresh::VolumeRefresh;
 use crate::pods::{admission, deadline, phase};
 use crate::spec;
 
@@ -133,6 +132,8 @@ struct Worker {
     sandbox: Option<SandboxState>,
     objects: Option<spec::ApiObjects>,
     volumes: Option<spec::Volumes>,
+    /// When the configMap, secret, downwardAPI and projected volumes are next rewritten.
+    volume_refresh: VolumeRefresh,
     backoff: Backoff,
     pull_backoff: PullBackoff,
     waiting: HashMap<String, Waiting>,
@@ -175,6 +176,7 @@ impl Worker {
             sandbox: None,
             objects: None,
             volumes: None,
+            volume_refresh: VolumeRefresh::default(),
             backoff: Backoff::default(),
             pull_backoff: PullBackoff::default(),
             waiting: HashMap::new(),
@@ -286,6 +288,12 @@ impl Worker {
                 self.set_waiting_all(pod, &waiting);
                 self.report(pod, &policy, &instances);
                 return Ok(BUSY_CHECK * 5);
+            }
+            // Kept current as the kubelet remounts them: on label or annotation changes
+            // and at each resync. Boxed: the client's future would grow the worker's.
+            if let (Some(objects), Some(volumes)) = (self.objects.as_mut(), self.volumes.as_mut()) {
+                let (client, node) = (self.ctx.client.as_ref(), &self.ctx.node);
+                Box::pin(self.volume_refresh.keep_current(client, pod, node, objects, volumes)).await;
             }
             let sandbox_id = self.sandbox.as_ref().map(|s| s.id.clone()).unwrap_or_default();
             instances.retain(|i| i.sandbox_id == sandbox_id || !i.running());

@@ -2,6 +2,12 @@
 //!
 //! [`prepare_volumes`] is idempotent: it runs at every pod start and again when
 //! kubelet-lite restarts, and only rewrites what changed (a tmpfs already mounted stays).
+//! While the pod runs, [`Volumes::refresh`] keeps its configMap, secret, downwardAPI and
+//! projected volumes current, as the kubelet remounts them at each sync of the pod: their
+//! files are computed again from the objects and the pod as they are now and swapped in
+//! atomically when they differ. A volume whose files cannot be computed (a required object
+//! or key gone) keeps what it holds. Sub paths bind-mounted from such a volume keep the
+//! file they were made from, as on the kubelet.
 
 mod atomic;
 mod host_path;
@@ -16,6 +22,7 @@ use k8s_openapi::api::core::v1::{Pod, Volume};
 
 use self::atomic::{FileContent, Files, write_files};
 use self::projection::{DEFAULT_MODE, KeySource, config_map_files, downward_files, secret_files};
+use self::token::ServiceAccountTokens;
 use super::quantity::Amount;
 use super::{ApiObjects, NodeContext, SpecError};
 
@@ -39,11 +46,13 @@ pub struct VolumeEntry {
     pub read_only: bool,
 }
 
-/// The pod's prepared volumes by name.
+/// The pod's prepared volumes by name, and the service account tokens written in them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Volumes {
     /// Volumes by name.
     pub entries: BTreeMap<String, VolumeEntry>,
+    /// The tokens of projected volumes, kept until they are due for renewal.
+    tokens: ServiceAccountTokens,
 }
 
 impl Volumes {
@@ -51,6 +60,46 @@ impl Volumes {
     pub fn get(&self, name: &str) -> Option<&VolumeEntry> {
         self.entries.get(name)
     }
+
+    /// Writes the pod's configMap, secret, downwardAPI and projected volumes again from
+    /// `objects` and `pod` as they are now (see the module docs); emptyDir and hostPath
+    /// volumes are left alone. Only what changed is rewritten, and a service account
+    /// token is asked for only when the kept one is due for renewal.
+    ///
+    /// Returns the volumes that kept their content, with why.
+    pub async fn refresh(
+        &mut self,
+        client: Option<&kube::Client>,
+        pod: &Pod,
+        node: &NodeContext,
+        objects: &ApiObjects,
+    ) -> Vec<(String, SpecError)> {
+        let mut failed = Vec::new();
+        let Some(uid) = pod.metadata.uid.as_deref() else {
+            return failed;
+        };
+        for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            if !is_refreshed(volume) || !self.entries.contains_key(&volume.name) {
+                continue;
+            }
+            let written = match volume_files(client, pod, objects, &mut self.tokens, volume).await {
+                Ok(Some((plugin, files))) => write_volume(node, uid, plugin, &volume.name, &files, fs_group(pod)),
+                Ok(None) => continue,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = written {
+                failed.push((volume.name.clone(), err));
+            }
+        }
+        failed
+    }
+}
+
+/// Whether the volume's content follows its objects and the pod while the pod runs:
+/// configMap, secret, downwardAPI and projected volumes (the kubelet's plugins that ask to
+/// be remounted), not emptyDir or hostPath.
+pub(crate) fn is_refreshed(volume: &Volume) -> bool {
+    volume.config_map.is_some() || volume.secret.is_some() || volume.downward_api.is_some() || volume.projected.is_some()
 }
 
 /// Prepares every volume of the pod on the node: emptyDir (a directory, or a tmpfs for
@@ -69,7 +118,7 @@ pub async fn prepare_volumes(
         .ok_or(SpecError::MissingField("metadata.uid"))?;
     let mut volumes = Volumes::default();
     for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-        let entry = prepare_volume(client, pod, node, uid, objects, volume).await?;
+        let entry = prepare_volume(client, pod, node, uid, objects, &mut volumes.tokens, volume).await?;
         volumes.entries.insert(volume.name.clone(), entry);
     }
     Ok(volumes)
@@ -89,19 +138,11 @@ async fn prepare_volume(
     node: &NodeContext,
     uid: &str,
     objects: &ApiObjects,
+    tokens: &mut ServiceAccountTokens,
     volume: &Volume,
 ) -> Result<VolumeEntry, SpecError> {
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let name = &volume.name;
     let group = fs_group(pod);
-    let files_volume = |plugin: &str, files: &Files| -> Result<VolumeEntry, SpecError> {
-        let dir = node.volume_dir(uid, plugin, name);
-        write_files(&dir, files, group)?;
-        Ok(VolumeEntry {
-            host_path: dir,
-            read_only: true,
-        })
-    };
     if let Some(host) = &volume.host_path {
         let path = PathBuf::from(&host.path);
         host_path::check_host_path(&path, host.type_.as_deref())?;
@@ -125,8 +166,44 @@ async fn prepare_volume(
             read_only: false,
         });
     }
+    match volume_files(client, pod, objects, tokens, volume).await? {
+        Some((plugin, files)) => Ok(VolumeEntry {
+            host_path: write_volume(node, uid, plugin, name, &files, group)?,
+            read_only: true,
+        }),
+        None => Err(SpecError::UnsupportedVolume {
+            volume: name.clone(),
+            kind: volume_kind(volume),
+        }),
+    }
+}
+
+/// Makes the directory of volume `name` of `plugin` hold `files`; returns its path.
+fn write_volume(
+    node: &NodeContext,
+    uid: &str,
+    plugin: &str,
+    name: &str,
+    files: &Files,
+    group: Option<u32>,
+) -> Result<PathBuf, SpecError> {
+    let dir = node.volume_dir(uid, plugin, name);
+    write_files(&dir, files, group)?;
+    Ok(dir)
+}
+
+/// The plugin directory and files of a configMap, secret, downwardAPI or projected
+/// volume, from `objects` and `pod` as they are; `None` for other kinds.
+async fn volume_files(
+    client: Option<&kube::Client>,
+    pod: &Pod,
+    objects: &ApiObjects,
+    tokens: &mut ServiceAccountTokens,
+    volume: &Volume,
+) -> Result<Option<(&'static str, Files)>, SpecError> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let mut files = Files::new();
     if let Some(cm) = &volume.config_map {
-        let mut files = Files::new();
         let source = KeySource {
             namespace,
             name: &cm.name,
@@ -135,10 +212,9 @@ async fn prepare_volume(
             optional: cm.optional.unwrap_or(false),
         };
         config_map_files(&mut files, objects, &source)?;
-        return files_volume(CONFIG_MAP, &files);
+        return Ok(Some((CONFIG_MAP, files)));
     }
     if let Some(secret) = &volume.secret {
-        let mut files = Files::new();
         let source = KeySource {
             namespace,
             name: secret.secret_name.as_deref().unwrap_or(""),
@@ -147,60 +223,55 @@ async fn prepare_volume(
             optional: secret.optional.unwrap_or(false),
         };
         secret_files(&mut files, objects, &source)?;
-        return files_volume(SECRET, &files);
+        return Ok(Some((SECRET, files)));
     }
     if let Some(downward) = &volume.downward_api {
-        let mut files = Files::new();
         let mode = downward.default_mode.unwrap_or(DEFAULT_MODE);
         downward_files(&mut files, pod, downward.items.as_deref().unwrap_or(&[]), mode)?;
-        return files_volume(DOWNWARD_API, &files);
+        return Ok(Some((DOWNWARD_API, files)));
     }
-    if let Some(projected) = &volume.projected {
-        let mode = projected.default_mode.unwrap_or(DEFAULT_MODE);
-        let mut files = Files::new();
-        for source in projected.sources.iter().flatten() {
-            let key_source = |name, items, optional: Option<bool>| KeySource {
-                namespace,
-                name,
-                items,
-                default_mode: mode,
-                optional: optional.unwrap_or(false),
-            };
-            if let Some(cm) = &source.config_map {
-                config_map_files(
-                    &mut files,
-                    objects,
-                    &key_source(&cm.name, cm.items.as_ref(), cm.optional),
-                )?;
-            }
-            if let Some(secret) = &source.secret {
-                secret_files(
-                    &mut files,
-                    objects,
-                    &key_source(&secret.name, secret.items.as_ref(), secret.optional),
-                )?;
-            }
-            if let Some(downward) = &source.downward_api {
-                downward_files(&mut files, pod, downward.items.as_deref().unwrap_or(&[]), mode)?;
-            }
-            if let Some(projection) = &source.service_account_token {
-                check_relative_path(&projection.path)?;
-                let token = token::request_token(client, pod, projection).await?;
-                files.insert(
-                    projection.path.clone(),
-                    FileContent {
-                        data: token.into_bytes(),
-                        mode: u32::try_from(mode).unwrap_or(0o644) & 0o7777,
-                    },
-                );
-            }
+    let Some(projected) = &volume.projected else {
+        return Ok(None);
+    };
+    let mode = projected.default_mode.unwrap_or(DEFAULT_MODE);
+    for source in projected.sources.iter().flatten() {
+        let key_source = |name, items, optional: Option<bool>| KeySource {
+            namespace,
+            name,
+            items,
+            default_mode: mode,
+            optional: optional.unwrap_or(false),
+        };
+        if let Some(cm) = &source.config_map {
+            config_map_files(
+                &mut files,
+                objects,
+                &key_source(&cm.name, cm.items.as_ref(), cm.optional),
+            )?;
         }
-        return files_volume(PROJECTED, &files);
+        if let Some(secret) = &source.secret {
+            secret_files(
+                &mut files,
+                objects,
+                &key_source(&secret.name, secret.items.as_ref(), secret.optional),
+            )?;
+        }
+        if let Some(downward) = &source.downward_api {
+            downward_files(&mut files, pod, downward.items.as_deref().unwrap_or(&[]), mode)?;
+        }
+        if let Some(projection) = &source.service_account_token {
+            check_relative_path(&projection.path)?;
+            let token = tokens.token(client, pod, projection).await?;
+            files.insert(
+                projection.path.clone(),
+                FileContent {
+                    data: token.into_bytes(),
+                    mode: u32::try_from(mode).unwrap_or(0o644) & 0o7777,
+                },
+            );
+        }
     }
-    Err(SpecError::UnsupportedVolume {
-        volume: name.clone(),
-        kind: volume_kind(volume),
-    })
+    Ok(Some((PROJECTED, files)))
 }
 
 /// The JSON name of the volume's source, for the error message.
@@ -431,6 +502,105 @@ mod tests {
         assert!(!node.pod_dir("uid-1").exists());
         remove_volumes("uid-1", &node).await.unwrap();
         assert!(remove_volumes("../x", &node).await.is_err());
+    }
+
+    fn config_map(pairs: &[(&str, &str)]) -> ConfigMap {
+        ConfigMap {
+            data: Some(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn which_volumes_follow_their_objects() {
+        let kinds = [
+            (serde_json::json!({"name": "v", "configMap": {"name": "cm"}}), true),
+            (serde_json::json!({"name": "v", "secret": {"secretName": "s"}}), true),
+            (serde_json::json!({"name": "v", "downwardAPI": {"items": []}}), true),
+            (serde_json::json!({"name": "v", "projected": {"sources": []}}), true),
+            (serde_json::json!({"name": "v", "emptyDir": {}}), false),
+            (serde_json::json!({"name": "v", "hostPath": {"path": "/tmp"}}), false),
+        ];
+        for (volume, refreshed) in kinds {
+            let volume: Volume = serde_json::from_value(volume.clone()).unwrap();
+            assert_eq!(is_refreshed(&volume), refreshed, "{volume:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn refresh_follows_objects_and_pod() {
+        let (_tmp, node) = setup();
+        let pod_json = |labels: serde_json::Value| {
+            serde_json::json!({
+                "metadata": {"name": "p", "namespace": "ns", "uid": "uid-r", "labels": labels},
+                "spec": {
+                    "containers": [{"name": "c"}],
+                    "volumes": [
+                        {"name": "scratch", "emptyDir": {}},
+                        {"name": "config", "configMap": {"name": "cm"}},
+                        {"name": "opt", "configMap": {"name": "later", "optional": true}},
+                        {"name": "keyed", "configMap": {"name": "cm", "items": [{"key": "k", "path": "k"}]}},
+                        {"name": "creds", "secret": {"secretName": "s"}},
+                        {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                        {"name": "proj", "projected": {"sources": [
+                            {"configMap": {"name": "cm"}},
+                            {"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}
+                        ]}}
+                    ]
+                }
+            })
+        };
+        let pod: Pod = serde_json::from_value(pod_json(serde_json::json!({"app": "x"}))).unwrap();
+        let mut objects = ApiObjects::default();
+        objects.config_maps.insert("cm".into(), config_map(&[("k", "1")]));
+        objects.secrets.insert(
+            "s".into(),
+            Secret {
+                data: Some([("pw".to_owned(), ByteString(b"old".to_vec()))].into()),
+                ..Default::default()
+            },
+        );
+        let mut volumes = prepare_volumes(None, &pod, &node, &objects).await.unwrap();
+        let dirs = volumes.clone();
+        let path = |name: &str, file: &str| dirs.get(name).unwrap().host_path.join(file);
+        let read = |path: PathBuf| std::fs::read_to_string(path).ok();
+        std::fs::write(path("scratch", "mine"), "kept").unwrap();
+        assert_eq!(read(path("opt", "x")), None, "an optional object missing: no files");
+
+        // Updated, created, relabelled.
+        objects.config_maps.insert("cm".into(), config_map(&[("k", "2")]));
+        objects.config_maps.insert("later".into(), config_map(&[("x", "new")]));
+        objects.secrets.get_mut("s").unwrap().data = Some([("pw".to_owned(), ByteString(b"new".to_vec()))].into());
+        let pod: Pod = serde_json::from_value(pod_json(serde_json::json!({"app": "y"}))).unwrap();
+        let failed = volumes.refresh(None, &pod, &node, &objects).await;
+        assert!(failed.is_empty(), "{failed:?}");
+        assert_eq!(read(path("config", "k")).as_deref(), Some("2"));
+        assert_eq!(read(path("keyed", "k")).as_deref(), Some("2"));
+        assert_eq!(read(path("opt", "x")).as_deref(), Some("new"), "an optional object that appears");
+        assert_eq!(read(path("creds", "pw")).as_deref(), Some("new"));
+        assert_eq!(read(path("info", "labels")).as_deref(), Some("app=\"y\""));
+        assert_eq!(read(path("proj", "labels")).as_deref(), Some("app=\"y\""));
+        assert_eq!(read(path("proj", "k")).as_deref(), Some("2"));
+        assert_eq!(read(path("scratch", "mine")).as_deref(), Some("kept"), "emptyDir untouched");
+
+        // The optional object goes: its files go. The required one loses its key, then
+        // goes: the volumes that need it keep what they hold.
+        objects.config_maps.remove("later");
+        objects.config_maps.insert("cm".into(), config_map(&[("other", "3")]));
+        let failed = volumes.refresh(None, &pod, &node, &objects).await;
+        let names: Vec<&str> = failed.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["keyed"], "{failed:?}");
+        assert_eq!(read(path("opt", "x")), None, "an optional object that goes");
+        assert_eq!(read(path("keyed", "k")).as_deref(), Some("2"), "a required key gone: kept");
+        assert_eq!(read(path("config", "other")).as_deref(), Some("3"));
+        objects.config_maps.remove("cm");
+        let failed = volumes.refresh(None, &pod, &node, &objects).await;
+        let names: Vec<&str> = failed.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["config", "keyed", "proj"], "{failed:?}");
+        assert_eq!(failed[0].1.to_string(), "configmap \"cm\" not found");
+        assert_eq!(read(path("config", "other")).as_deref(), Some("3"), "a required object gone: kept");
+        assert_eq!(read(path("proj", "other")).as_deref(), Some("3"));
+        assert_eq!(read(path("creds", "pw")).as_deref(), Some("new"), "the others still refresh");
     }
 
     #[tokio::test]
