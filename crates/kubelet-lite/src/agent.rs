@@ -165,6 +165,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
             cluster_dns: settings.cluster_dns.iter().map(ToString::to_string).collect(),
             cluster_domain: settings.cluster_domain.clone(),
             root_dir: settings.root_dir.clone(),
+            pod_logs_dir: crate::spec::node::POD_LOGS_ROOT.into(),
         },
         node_uid,
         runtime_name: version.runtime_name.clone(),

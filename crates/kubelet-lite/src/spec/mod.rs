@@ -29,7 +29,7 @@ pub use container::{ContainerContext, container_config, container_log_path, host
 pub use dns::{ResolvConf, dns_config};
 pub use error::{SpecError, SubPathError};
 pub use labels::container_hash;
-pub use node::{NodeContext, pod_log_directory};
+pub use node::NodeContext;
 pub use objects::{ApiObjects, fetch_objects};
 pub use resources::{
     QosClass, container_resources, milli_cpu_to_quota, milli_cpu_to_shares, node_memory_capacity, oom_score_adj,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// The node a pod runs on, as the translation needs it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NodeContext {
     /// The node's name (`spec.nodeName` of its pods).
     pub node_name: String,
@@ -16,6 +16,22 @@ pub struct NodeContext {
     pub cluster_domain: String,
     /// kubelet-lite's root directory (`--root-dir`): pods live in `root_dir/pods/<uid>`.
     pub root_dir: PathBuf,
+    /// Where the runtime writes pod logs, one directory per pod: [`POD_LOGS_ROOT`], as
+    /// the kubelet's `podLogsDir`; tests point it at a directory of their own.
+    pub pod_logs_dir: PathBuf,
+}
+
+impl Default for NodeContext {
+    fn default() -> NodeContext {
+        NodeContext {
+            node_name: String::new(),
+            host_ip: String::new(),
+            cluster_dns: Vec::new(),
+            cluster_domain: String::new(),
+            root_dir: PathBuf::new(),
+            pod_logs_dir: PathBuf::from(POD_LOGS_ROOT),
+        }
+    }
 }
 
 /// The directory that holds every pod's files.
@@ -61,12 +77,13 @@ impl NodeContext {
     pub fn container_file(&self, pod_uid: &str, container: &str, file: &str) -> PathBuf {
         self.pod_dir(pod_uid).join("containers").join(container).join(file)
     }
-}
 
-/// `/var/log/pods/<namespace>_<name>_<uid>`: the sandbox's log directory, as the kubelet
-/// names it (`kubectl logs` tooling and log shippers expect this layout).
-pub fn pod_log_directory(namespace: &str, name: &str, uid: &str) -> PathBuf {
-    PathBuf::from(POD_LOGS_ROOT).join(format!("{namespace}_{name}_{uid}"))
+    /// `<pod_logs_dir>/<namespace>_<name>_<uid>` (`/var/log/pods/...` on a node): the
+    /// sandbox's log directory, as the kubelet names it (`kubectl logs` tooling and log
+    /// shippers expect this layout).
+    pub fn pod_log_directory(&self, namespace: &str, name: &str, uid: &str) -> PathBuf {
+        self.pod_logs_dir.join(format!("{namespace}_{name}_{uid}"))
+    }
 }
 
 #[cfg(test)]
@@ -88,7 +105,7 @@ mod tests {
             PathBuf::from("/var/lib/kubelet-lite/pods/u1/containers/web/3")
         );
         assert_eq!(
-            pod_log_directory("ns", "p", "u1"),
+            node.pod_log_directory("ns", "p", "u1"),
             PathBuf::from("/var/log/pods/ns_p_u1")
         );
     }

@@ -7,7 +7,6 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::dns::{ResolvConf, dns_config};
 use super::identity::pod_identity;
-use super::node::pod_log_directory;
 use super::security::sandbox_security_context;
 use super::{NodeContext, SpecError, labels};
 
@@ -85,7 +84,10 @@ pub fn sandbox_config_with(
             attempt,
         }),
         hostname,
-        log_directory: pod_log_directory(namespace, name, uid).to_string_lossy().into_owned(),
+        log_directory: node
+            .pod_log_directory(namespace, name, uid)
+            .to_string_lossy()
+            .into_owned(),
         dns_config: Some(dns_config(pod, node, host_resolv)),
         port_mappings: port_mappings(pod)?,
         labels: labels::sandbox_labels(pod),

@@ -15,6 +15,8 @@
 
 mod start;
 mod terminate;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
