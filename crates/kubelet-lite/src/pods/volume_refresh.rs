@@ -136,7 +136,11 @@ mod tests {
         let start = Instant::now();
         let first = pod(serde_json::json!({"a": "1"}), serde_json::json!({"n": "1"}));
         let mut refresh = VolumeRefresh::default();
-        assert_eq!(refresh.due(&first, start), None, "the first pass follows the preparation");
+        assert_eq!(
+            refresh.due(&first, start),
+            None,
+            "the first pass follows the preparation"
+        );
         let next = refresh.next_resync.unwrap();
         assert!(next >= start + RESYNC_INTERVAL && next <= start + RESYNC_INTERVAL.mul_f64(1.5));
         assert_eq!(refresh.due(&first, start + Duration::from_secs(59)), None);
@@ -155,7 +159,11 @@ mod tests {
         assert_eq!(refresh.due(&relabelled, start), None, "written from these labels");
         let mut status_only = relabelled.clone();
         status_only.status = Some(Default::default());
-        assert_eq!(refresh.due(&status_only, start), None, "a status change rewrites nothing");
+        assert_eq!(
+            refresh.due(&status_only, start),
+            None,
+            "a status change rewrites nothing"
+        );
     }
 
     #[test]

@@ -375,7 +375,10 @@ mod tests {
         replace_with(&mut objects, "b".into(), Some(None));
         replace_with(&mut objects, "c".into(), None);
         replace_with(&mut objects, "d".into(), Some(Some(1)));
-        assert_eq!(objects, [("a".to_owned(), 2), ("c".to_owned(), 1), ("d".to_owned(), 1)].into());
+        assert_eq!(
+            objects,
+            [("a".to_owned(), 2), ("c".to_owned(), 1), ("d".to_owned(), 1)].into()
+        );
     }
 
     #[test]

@@ -45,6 +45,17 @@ use crate::spec;
 const SETTLED_CHECK: Duration = Duration::from_secs(2);
 /// How soon a pod in flux is checked again.
 const BUSY_CHECK: Duration = Duration::from_millis(300);
+/// How long a container that could not be created or started waits before the next try:
+/// the kubelet's pod worker syncs a pod whose sync failed again after 10 s
+/// (`backOffPeriod`), not at its next check.
+const FAILED_START_RETRY: Duration = Duration::from_secs(10);
+/// The waiting reasons of a container whose creation or start failed, retried after
+/// [`FAILED_START_RETRY`]. (A failed pull has a back-off of its own.)
+const FAILED_START_REASONS: [&str; 3] = [
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
 
 /// What the pod manager wants of a worker.
 #[derive(Debug, Clone)]
@@ -115,6 +126,8 @@ struct Failure {
 struct Waiting {
     reason: String,
     message: String,
+    /// For a failed start: not to be tried again before then.
+    retry_at: Option<Instant>,
 }
 
 impl Waiting {
@@ -123,7 +136,15 @@ impl Waiting {
         Waiting {
             reason: reason.to_owned(),
             message,
+            retry_at: None,
         }
+    }
+
+    /// How long until the container may be tried again, if it must wait.
+    fn retry_in(&self, now: Instant) -> Option<Duration> {
+        self.retry_at
+            .map(|at| at.saturating_duration_since(now))
+            .filter(|left| !left.is_zero())
     }
 }
 
@@ -435,9 +456,9 @@ impl Worker {
             Verdict::Wait { delay, .. } => {
                 self.waiting.insert(
                     container.name.clone(),
-                    Waiting {
-                        reason: "CrashLoopBackOff".into(),
-                        message: format!(
+                    Waiting::new(
+                        "CrashLoopBackOff",
+                        format!(
                             "back-off {} restarting failed container={} pod={}_{}({})",
                             backoff::go_duration(delay),
                             container.name,
@@ -445,7 +466,7 @@ impl Worker {
                             self.key.namespace,
                             self.uid
                         ),
-                    },
+                    ),
                 );
                 false
             }
@@ -459,12 +480,15 @@ impl Worker {
             .map_or("", String::as_str)
     }
 
-    /// How long until the next container leaves back-off (or the settled interval).
+    /// How long until the next container leaves back-off or may be tried again after a
+    /// failed start (or the settled interval).
     fn next_check(&self) -> Duration {
+        let now = Instant::now();
+        let retry = self.waiting.values().filter_map(|w| w.retry_in(now)).min();
         if (self.waiting.values()).any(|w| w.reason == "CrashLoopBackOff" || w.reason == "ImagePullBackOff") {
             Duration::from_secs(1)
         } else {
-            SETTLED_CHECK
+            retry.map_or(SETTLED_CHECK, |left| left.min(SETTLED_CHECK))
         }
     }
 
@@ -472,19 +496,16 @@ impl Worker {
     /// stopping the old ones' containers). `Err` holds the waiting reason to show.
     async fn ensure_sandbox(&mut self, pod: &Pod, instances: &[Instance]) -> Result<(), Waiting> {
         let runtime = self.ctx.runtime.clone();
-        let sandboxes = instances::sandboxes(&runtime, &self.uid).await.map_err(|err| Waiting {
-            reason: "ContainerCreating".into(),
-            message: err.to_string(),
-        })?;
+        let sandboxes = instances::sandboxes(&runtime, &self.uid)
+            .await
+            .map_err(|err| Waiting::new("ContainerCreating", err.to_string()))?;
         if let Some(ready) = sandboxes.iter().find(|s| s.ready) {
             if self.sandbox.as_ref().is_some_and(|s| s.id == ready.id) {
                 return Ok(());
             }
             // Adopt it (after a restart of kubelet-lite).
-            let config = spec::sandbox_config(pod, &self.ctx.node, ready.attempt).map_err(|err| Waiting {
-                reason: "CreateContainerConfigError".into(),
-                message: err.to_string(),
-            })?;
+            let config = spec::sandbox_config(pod, &self.ctx.node, ready.attempt)
+                .map_err(|err| Waiting::new("CreateContainerConfigError", err.to_string()))?;
             let ips = sandbox_ips(&runtime, &ready.id).await;
             self.prepare_objects(pod).await?;
             tracing::info!(sandbox = %ready.id, "adopted the pod's sandbox");
@@ -504,10 +525,8 @@ impl Worker {
         }
         self.prepare_objects(pod).await?;
         let attempt = sandboxes.first().map_or(0, |s| s.attempt + 1);
-        let config = spec::sandbox_config(pod, &self.ctx.node, attempt).map_err(|err| Waiting {
-            reason: "CreateContainerConfigError".into(),
-            message: err.to_string(),
-        })?;
+        let config = spec::sandbox_config(pod, &self.ctx.node, attempt)
+            .map_err(|err| Waiting::new("CreateContainerConfigError", err.to_string()))?;
         let handler = pod
             .spec
             .as_ref()
@@ -518,10 +537,8 @@ impl Worker {
         self.ctx
             .metrics
             .observe_cri_call("run_podsandbox", running.elapsed(), ran.is_ok());
-        let id = ran.map_err(|err| Waiting {
-            reason: "ContainerCreating".into(),
-            message: format!("failed to create pod sandbox: {err}"),
-        })?;
+        let id =
+            ran.map_err(|err| Waiting::new("ContainerCreating", format!("failed to create pod sandbox: {err}")))?;
         let ips = sandbox_ips(&runtime, &id).await;
         tracing::info!(sandbox = %id, ?ips, "sandbox ready");
         if self.start_time.is_none() {
@@ -536,10 +553,7 @@ impl Worker {
 
     /// Fetches the config maps and secrets the pod uses and prepares its volumes, once.
     async fn prepare_objects(&mut self, pod: &Pod) -> Result<(), Waiting> {
-        let config_error = |err: spec::SpecError| Waiting {
-            reason: "ContainerCreating".into(),
-            message: err.to_string(),
-        };
+        let config_error = |err: spec::SpecError| Waiting::new("ContainerCreating", err.to_string());
         if self.objects.is_none() {
             let objects = spec::fetch_objects(self.ctx.client.as_ref(), pod)
                 .await
@@ -688,10 +702,7 @@ impl Worker {
             (Some(i), _) => (i.k8s_state(runtime), previous.map(|p| p.k8s_state(runtime))),
             (None, Some(w)) => (waiting_state(w), None),
             (None, None) => (
-                waiting_state(&Waiting {
-                    reason: kind.default_waiting_reason().into(),
-                    message: String::new(),
-                }),
+                waiting_state(&Waiting::new(kind.default_waiting_reason(), String::new())),
                 None,
             ),
         };

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use super::{Waiting, Worker};
+use super::{FAILED_START_REASONS, FAILED_START_RETRY, Waiting, Worker};
 use crate::pods::hooks::{HookTarget, grace_of, run_hook, stop_with_grace};
 use crate::pods::image;
 use crate::spec;
@@ -18,6 +18,10 @@ impl Worker {
     /// postStart hook; a failure becomes the container's waiting reason. Returns whether it
     /// tried (not while its image is in pull back-off).
     pub(super) async fn start_container(&mut self, pod: &Pod, container: &Container, restart_count: i32) -> bool {
+        let now = Instant::now();
+        if (self.waiting.get(&container.name)).is_some_and(|w| w.retry_in(now).is_some()) {
+            return false;
+        }
         let image = container.image.clone().unwrap_or_default();
         if self.pull_backoff.remaining(&image, Instant::now()).is_some() {
             let message = format!("Back-off pulling image \"{image}\"");
@@ -30,8 +34,11 @@ impl Worker {
                 tracing::info!(container = %container.name, id = %id, restart_count, "container started");
                 self.waiting.remove(&container.name);
             }
-            Err(waiting) => {
+            Err(mut waiting) => {
                 tracing::warn!(container = %container.name, reason = %waiting.reason, message = %waiting.message, "container not started");
+                if FAILED_START_REASONS.contains(&waiting.reason.as_str()) {
+                    waiting.retry_at = Some(Instant::now() + FAILED_START_RETRY);
+                }
                 self.waiting.insert(container.name.clone(), waiting);
             }
         }

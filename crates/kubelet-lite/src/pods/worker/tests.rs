@@ -429,7 +429,6 @@ async fn a_failing_create_container_does_not_stop_the_other_containers_and_is_re
 }
 
 #[tokio::test]
-#[ignore = "finding: a failed CreateContainer is retried on every busy check (300 ms), without back-off"]
 async fn a_container_that_cannot_be_created_is_retried_with_back_off() {
     let node = Node::new().await;
     node.fake.inject(

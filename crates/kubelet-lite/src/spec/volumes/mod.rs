@@ -99,7 +99,10 @@ impl Volumes {
 /// configMap, secret, downwardAPI and projected volumes (the kubelet's plugins that ask to
 /// be remounted), not emptyDir or hostPath.
 pub(crate) fn is_refreshed(volume: &Volume) -> bool {
-    volume.config_map.is_some() || volume.secret.is_some() || volume.downward_api.is_some() || volume.projected.is_some()
+    volume.config_map.is_some()
+        || volume.secret.is_some()
+        || volume.downward_api.is_some()
+        || volume.projected.is_some()
 }
 
 /// Prepares every volume of the pod on the node: emptyDir (a directory, or a tmpfs for
@@ -576,12 +579,20 @@ mod tests {
         assert!(failed.is_empty(), "{failed:?}");
         assert_eq!(read(path("config", "k")).as_deref(), Some("2"));
         assert_eq!(read(path("keyed", "k")).as_deref(), Some("2"));
-        assert_eq!(read(path("opt", "x")).as_deref(), Some("new"), "an optional object that appears");
+        assert_eq!(
+            read(path("opt", "x")).as_deref(),
+            Some("new"),
+            "an optional object that appears"
+        );
         assert_eq!(read(path("creds", "pw")).as_deref(), Some("new"));
         assert_eq!(read(path("info", "labels")).as_deref(), Some("app=\"y\""));
         assert_eq!(read(path("proj", "labels")).as_deref(), Some("app=\"y\""));
         assert_eq!(read(path("proj", "k")).as_deref(), Some("2"));
-        assert_eq!(read(path("scratch", "mine")).as_deref(), Some("kept"), "emptyDir untouched");
+        assert_eq!(
+            read(path("scratch", "mine")).as_deref(),
+            Some("kept"),
+            "emptyDir untouched"
+        );
 
         // The optional object goes: its files go. The required one loses its key, then
         // goes: the volumes that need it keep what they hold.
@@ -591,16 +602,28 @@ mod tests {
         let names: Vec<&str> = failed.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["keyed"], "{failed:?}");
         assert_eq!(read(path("opt", "x")), None, "an optional object that goes");
-        assert_eq!(read(path("keyed", "k")).as_deref(), Some("2"), "a required key gone: kept");
+        assert_eq!(
+            read(path("keyed", "k")).as_deref(),
+            Some("2"),
+            "a required key gone: kept"
+        );
         assert_eq!(read(path("config", "other")).as_deref(), Some("3"));
         objects.config_maps.remove("cm");
         let failed = volumes.refresh(None, &pod, &node, &objects).await;
         let names: Vec<&str> = failed.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["config", "keyed", "proj"], "{failed:?}");
         assert_eq!(failed[0].1.to_string(), "configmap \"cm\" not found");
-        assert_eq!(read(path("config", "other")).as_deref(), Some("3"), "a required object gone: kept");
+        assert_eq!(
+            read(path("config", "other")).as_deref(),
+            Some("3"),
+            "a required object gone: kept"
+        );
         assert_eq!(read(path("proj", "other")).as_deref(), Some("3"));
-        assert_eq!(read(path("creds", "pw")).as_deref(), Some("new"), "the others still refresh");
+        assert_eq!(
+            read(path("creds", "pw")).as_deref(),
+            Some("new"),
+            "the others still refresh"
+        );
     }
 
     #[tokio::test]

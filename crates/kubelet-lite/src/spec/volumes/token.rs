@@ -52,7 +52,10 @@ impl ServiceAccountTokens {
         pod: &Pod,
         projection: &ServiceAccountTokenProjection,
     ) -> Result<String, SpecError> {
-        let key = (projection.audience.clone().unwrap_or_default(), expiration_seconds(projection));
+        let key = (
+            projection.audience.clone().unwrap_or_default(),
+            expiration_seconds(projection),
+        );
         let now = Timestamp::now();
         let kept = self.issued.get(&key).filter(|issued| now < issued.expires);
         if let Some(issued) = kept.filter(|issued| now < issued.renew_at) {
