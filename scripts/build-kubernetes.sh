@@ -4,6 +4,12 @@
 # source package with Debian's Go, on Debian 12, as root: Debian 12 has no Kubernetes
 # binary package, and nothing else is reachable offline. Also installs etcd (etcd-server).
 #
+# With --conformance it also builds, from the same tree, the upstream e2e suite the node
+# conformance run uses (scripts/conformance.sh): `e2e.test` and `ginkgo`, and the test
+# binaries its images carry: `agnhost` (test/images/agnhost) and `nnp`
+# (test/images/nonewprivs), with agnhost's porter certificate and key. They are cached in
+# $KUBELET_LITE_CACHE/kubernetes-1.20.2/conformance (about 5 more minutes of build).
+#
 # The binaries are cached per machine in $KUBELET_LITE_CACHE/kubernetes-1.20.2/bin
 # (default /var/cache/kubelet-lite/..., where the test harness looks for them; elsewhere,
 # point KUBELET_LITE_KUBERNETES_BIN at that directory); when all four are there, this does
@@ -20,6 +26,15 @@ KUBE_CACHE=$CACHE_ROOT/kubernetes-$KUBE_VERSION
 BIN_DIR=$KUBE_CACHE/bin
 SRC_ROOT=$CACHE_ROOT/src
 COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+SUITE_DIR=$KUBE_CACHE/conformance
+SUITE_FILES=(e2e.test ginkgo agnhost nnp porter/localhost.crt porter/localhost.key)
+
+WITH_SUITE=false
+case ${1:-} in
+    "") ;;
+    --conformance) WITH_SUITE=true ;;
+    *) echo "usage: $0 [--conformance]" >&2; exit 2 ;;
+esac
 
 all_built() {
     local command
@@ -28,8 +43,16 @@ all_built() {
     done
 }
 
-if all_built; then
+suite_built() {
+    local file
+    for file in "${SUITE_FILES[@]}"; do
+        [[ -s $SUITE_DIR/$file ]] || return 1
+    done
+}
+
+if all_built && { ! $WITH_SUITE || suite_built; }; then
     echo "kubernetes $KUBE_VERSION binaries cached in $BIN_DIR"
+    $WITH_SUITE && echo "kubernetes $KUBE_VERSION e2e suite cached in $SUITE_DIR"
     exit 0
 fi
 
@@ -119,24 +142,53 @@ fi
 cd "$TREE"
 mkdir -p .go/src/k8s.io
 [[ -e .go/src/k8s.io/kubernetes ]] || ln -s ../../.. .go/src/k8s.io/kubernetes
-echo "building kubernetes $KUBE_VERSION (${COMMANDS[*]}) in $TREE; this takes several minutes"
+export GOPATH=$PWD/.go CGO_ENABLED=0 KUBE_GIT_VERSION="v$KUBE_VERSION" KUBE_GIT_TREE_STATE=clean
 started=$SECONDS
-what=""
-for command in "${COMMANDS[@]}"; do what+="cmd/$command "; done
-GOPATH=$PWD/.go CGO_ENABLED=0 KUBE_GIT_VERSION="v$KUBE_VERSION" KUBE_GIT_TREE_STATE=clean \
-    make WHAT="${what% }"
 
-staging=$KUBE_CACHE/bin.new
-rm -rf "$staging"
-mkdir -p "$staging"
-for command in "${COMMANDS[@]}"; do
-    built=$(find _output -type f -name "$command" -perm -u+x | head -n 1)
-    [[ -n $built ]] || { echo "the build produced no $command" >&2; exit 1; }
-    install -m 0755 "$built" "$staging/$command"
-done
-rm -rf "$BIN_DIR"
-mv "$staging" "$BIN_DIR"
+# Copies the newest executable named $1 under _output to $2.
+install_built() {
+    local built
+    built=$(find _output -type f -name "$1" -perm -u+x -printf '%T@ %p\n' | sort -rn | head -n 1 | cut -d' ' -f2-)
+    [[ -n $built ]] || { echo "the build produced no $1" >&2; exit 1; }
+    install -m 0755 "$built" "$2"
+}
+
+if ! all_built; then
+    echo "building kubernetes $KUBE_VERSION (${COMMANDS[*]}) in $TREE; this takes several minutes"
+    what=""
+    for command in "${COMMANDS[@]}"; do what+="cmd/$command "; done
+    make WHAT="${what% }"
+    staging=$KUBE_CACHE/bin.new
+    rm -rf "$staging"
+    mkdir -p "$staging"
+    for command in "${COMMANDS[@]}"; do
+        install_built "$command" "$staging/$command"
+    done
+    rm -rf "$BIN_DIR"
+    mv "$staging" "$BIN_DIR"
+fi
+
+if $WITH_SUITE && ! suite_built; then
+    echo "building the kubernetes $KUBE_VERSION e2e suite (e2e.test, ginkgo, agnhost, nnp) in $TREE"
+    make WHAT="test/e2e/e2e.test vendor/github.com/onsi/ginkgo/ginkgo"
+    staging=$SUITE_DIR.new
+    rm -rf "$staging"
+    mkdir -p "$staging/porter"
+    install_built e2e.test "$staging/e2e.test"
+    install_built ginkgo "$staging/ginkgo"
+    # The test images' programs are not in the Makefile's targets, and a module build fails
+    # on the tree's go.mod: GOPATH mode, through the symlink, with the tree's vendor/.
+    (
+        cd .go/src/k8s.io/kubernetes/test/images
+        GO111MODULE=off go build -o "$staging/agnhost" ./agnhost
+        GO111MODULE=off go build -o "$staging/nnp" ./nonewprivs
+        install -m 0644 agnhost/porter/localhost.crt agnhost/porter/localhost.key "$staging/porter/"
+    )
+    rm -rf "$SUITE_DIR"
+    mv "$staging" "$SUITE_DIR"
+fi
+
 # The tree and its build cache take about 2.7 GB; the downloaded sources stay for a rebuild.
 cd "$SRC_ROOT"
 rm -rf "$TREE"
-echo "kubernetes $KUBE_VERSION binaries built in $((SECONDS - started)) s, cached in $BIN_DIR"
+echo "kubernetes $KUBE_VERSION built in $((SECONDS - started)) s, cached in $KUBE_CACHE"

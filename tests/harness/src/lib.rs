@@ -26,6 +26,9 @@
 //!   runtime over its socket;
 //! - [`KubeletLite`]: the workspace's node agent as a node of that control plane (or
 //!   standalone), with its embedded runtime-core by default;
+//! - [`conformance`]: the upstream `[NodeConformance]` e2e specs of Kubernetes 1.20 run
+//!   with `ginkgo` against one node, with their images built offline
+//!   ([`conformance_images`]); the `conformance` binary and `scripts/conformance.sh`;
 //! - [`suite::run`]: runs a test binary's tests (`harness = false`) against one shared
 //!   environment with libtest's command line, and turns missing prerequisites into ignored
 //!   tests outside CI and failures in CI.
@@ -83,6 +86,8 @@
 //! they die with the test process even if it is killed (see [`process`]).
 
 pub mod cni;
+pub mod conformance;
+pub mod conformance_images;
 pub mod containerd;
 pub mod control_plane;
 pub mod cri;
