@@ -12,7 +12,8 @@ pub const MAX: Duration = Duration::from_secs(300);
 /// How long a container must run for its back-off to reset.
 pub const RESET_AFTER: Duration = Duration::from_secs(600);
 
-/// Back-off state per container name.
+/// Back-off state per container (by a key the caller chooses: the kubelet's is the
+/// container's name and the hash of its spec).
 #[derive(Debug, Default, Clone)]
 pub struct Backoff {
     delays: HashMap<String, Duration>,
@@ -33,7 +34,7 @@ pub enum Verdict {
 }
 
 impl Backoff {
-    /// Whether container `name`, which ran from `started` to `finished`, may restart at
+    /// Whether the container of key `name`, which ran from `started` to `finished`, may restart at
     /// `now`; when it may, the next delay is recorded (doubled, or reset if it ran long).
     pub fn check(&mut self, name: &str, started: SystemTime, finished: SystemTime, now: SystemTime) -> Verdict {
         let ran = finished.duration_since(started).unwrap_or_default();

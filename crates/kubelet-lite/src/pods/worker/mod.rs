@@ -437,9 +437,12 @@ impl Worker {
         last: &Instance,
         instances: &[Instance],
     ) -> bool {
+        // Keyed by the container's spec as well as its name, as the kubelet keys it: a
+        // container whose spec changed (a new image) starts with no back-off.
+        let key = format!("{}_{}", container.name, spec::container_hash(container));
         match self
             .backoff
-            .check(&container.name, last.started(), last.finished(), SystemTime::now())
+            .check(&key, last.started(), last.finished(), SystemTime::now())
         {
             Verdict::Restart => {
                 if !self.start_container(pod, container, last.restart_count + 1).await {

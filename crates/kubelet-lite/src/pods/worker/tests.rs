@@ -503,6 +503,41 @@ async fn under_restart_policy_always_an_exited_container_is_restarted_then_backs
 }
 
 #[tokio::test]
+async fn a_container_in_back_off_restarts_at_once_when_its_image_changes() {
+    let node = Node::new().await;
+    let worker = node.run(pod("crashing", json!({"containers": [container("app")]})));
+    node.running("app", 0).await;
+    node.exit("app", 1);
+    node.running("app", 1).await;
+    node.exit("app", 1);
+    node.status_where(&worker.uid, "app in back-off", |status| {
+        waiting(status, "app").is_some_and(|(reason, _)| reason == "CrashLoopBackOff")
+    })
+    .await;
+
+    // A new image is a new container for the back-off, as the kubelet keys it by the
+    // container's spec: no waiting out the 10 s left.
+    let updated = std::time::Instant::now();
+    worker.desired.send_modify(|desired| {
+        let spec = desired.pod.spec.as_mut().expect("a spec");
+        spec.containers[0].image = Some("registry.example/other:2".into());
+    });
+    node.running("app", 2).await;
+    let waited = updated.elapsed();
+    assert!(
+        waited < Duration::from_secs(7),
+        "restarted {waited:?} after the image changed"
+    );
+    let images: Vec<String> = (node.fake.calls_to(Rpc::CreateContainer).iter())
+        .filter_map(|call| call.request::<CreateContainerRequest>())
+        .filter_map(|request| Some(request.config.as_ref()?.image.as_ref()?.image.clone()))
+        .collect();
+    assert_eq!(images.len(), 3);
+    assert_eq!(images[0], images[1]);
+    assert_ne!(images[1], images[2], "the restart runs the new image");
+}
+
+#[tokio::test]
 async fn under_restart_policy_on_failure_only_a_container_that_failed_is_restarted() {
     let node = Node::new().await;
     let spec = json!({"restartPolicy": "OnFailure", "containers": [container("ok"), container("bad")]});
