@@ -518,10 +518,10 @@ pub const NODE_NAME: &str = "conformance-node";
 /// The networks of the node under test, apart from those of the other tests' nodes, so a
 /// run can go on beside them: kubelet-lite's embedded runtime's pods, containerd's pods,
 /// and the bridges holding the node addresses.
-const POD_BRIDGE: (&str, &str) = ("kltcf0", "198.18.80.0/24");
-const CONTAINERD_BRIDGE: (&str, &str) = ("kltcfctr0", "198.18.82.0/24");
+const POD_BRIDGE: (&str, &str) = ("kltcf0", "198.18.90.0/24");
+const CONTAINERD_BRIDGE: (&str, &str) = ("kltcfctr0", "198.18.92.0/24");
 const NODE_BRIDGE: &str = "kltcfnode0";
-const NODE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 81, 1);
+const NODE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 91, 1);
 
 /// A running node under test; dropping it stops the node, then its runtime.
 #[derive(Debug)]
