@@ -33,7 +33,8 @@ macro_rules! namespace_accessors {
 
             #[doc = concat!("The ", $whose, " user namespace options (`namespace_options.userns_options`), if set.")]
             pub fn userns_options(&self) -> Option<&UserNamespace> {
-                self.namespace_options().and_then(|options| options.userns_options.as_ref())
+                self.namespace_options()
+                    .and_then(|options| options.userns_options.as_ref())
             }
         }
     };

@@ -279,9 +279,7 @@ fn optional_config_maps_appear_and_disappear_a_required_one_stays(env: &Env) -> 
     env.apply(&config_map("cm-opt-upd", serde_json::json!({"data-1": "value-1"})))?;
     env.apply(&config_map("cm-required", serde_json::json!({"data-1": "value-1"})))?;
     let pod = "cm-opt";
-    let volume = |name: &str, cm: &str, optional: bool| {
-        serde_json::json!({"name": name, "configMap": {"name": cm, "optional": optional}})
-    };
+    let volume = |name: &str, cm: &str, optional: bool| serde_json::json!({"name": name, "configMap": {"name": cm, "optional": optional}});
     let mount = |name: &str| serde_json::json!({"name": name, "mountPath": format!("/etc/cms/{name}")});
     env.run(&env.sleeper(
         pod,
@@ -334,7 +332,13 @@ fn a_projected_volume_follows_its_config_map_and_labels(env: &Env) -> anyhow::Re
         "key3=\"value3\"\ntest=\"projected\"",
         POD_UPDATE_TIMEOUT,
     )?;
-    env.kubectl(&["patch", "configmap", "cm-proj", "-p", r#"{"data":{"data-1":"value-2"}}"#])?;
+    env.kubectl(&[
+        "patch",
+        "configmap",
+        "cm-proj",
+        "-p",
+        r#"{"data":{"data-1":"value-2"}}"#,
+    ])?;
     env.wait_for(pod, "/etc/all/data-1", "value-2", RESYNC_TIMEOUT)?;
     Ok(())
 }

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use cri_api::v1::{
-    LinuxPodSandboxStatus, Namespace, PodIp, PodSandboxNetworkStatus, PodSandboxState,
-    PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse,
+    LinuxPodSandboxStatus, Namespace, PodIp, PodSandboxNetworkStatus, PodSandboxState, PodSandboxStatus,
+    PodSandboxStatusRequest, PodSandboxStatusResponse,
 };
 
 use super::{Pods, PodsError};
