@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what kubelet-lite's tests and demo need on Debian 12, as root:
-# runc, containerd (the peer runtime), Debian's OCI registry, a static busybox for test
-# images, the CNI plugins, iptables, Python's grpcio for the CRI serving test, and the
-# Kubernetes 1.20 control plane and kubelet of the end-to-end tests (etcd from Debian, the
-# rest built from Debian's source package by build-kubernetes.sh).
+# runc, containerd (the peer runtime), CRIU (CheckpointContainer), Debian's OCI registry,
+# a static busybox for test images, the CNI plugins, iptables, Python's grpcio for the
+# CRI serving test, and the Kubernetes 1.20 control plane and kubelet of the end-to-end
+# tests (etcd from Debian, the rest built from Debian's source package by
+# build-kubernetes.sh).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ APT_PACKAGES=(
     util-linux
     etcd-server
     openssl
+    criu
 )
 
 missing=()
@@ -34,6 +36,14 @@ fi
 if ! python3 -c 'import grpc' 2>/dev/null; then
     echo "installing: grpcio (PyPI)"
     python3 -m pip install --quiet --root-user-action=ignore grpcio
+fi
+
+# The soak's plot (tests/harness/src/soak/plot.rs) draws its labels with DejaVu Sans, read
+# from this package's font file by pure-Rust code (no font library).
+if ! dpkg-query -W -f='${Status}' fonts-dejavu-core 2>/dev/null | grep -q "install ok installed"; then
+    echo "installing: fonts-dejavu-core (the soak's plot)"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends fonts-dejavu-core
 fi
 
 # kubectl: the machine image has 1.32; Debian's kubernetes-client (1.20) also talks to the

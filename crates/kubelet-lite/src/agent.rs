@@ -16,6 +16,7 @@ use crate::config::{AuthorizationModeName, Settings};
 use crate::metrics::Metrics;
 use crate::node::{self, NodeFacts};
 use crate::pods::{self, PodContext, PodSnapshot, Source, StatusManager};
+use crate::retry::{RetryBackoff, RetryPolicy};
 #[cfg(feature = "embedded")]
 use crate::runtime::{EmbeddedError, EmbeddedRuntime};
 use crate::server::{self, AuthenticationConfig, AuthorizationMode, ServerConfig, ServingCertificate};
@@ -173,7 +174,10 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         pods,
         metrics,
         sysctls: settings.sysctls.clone(),
+        known: pods::KnownPods::default(),
+        pleg: Arc::new(pods::Pleg::default()),
     });
+    tasks.push(tokio::spawn(ctx.pleg.clone().run(runtime.clone())));
     let (events, receiver) = mpsc::unbounded_channel();
     let mut sources = HashSet::new();
     if let Some(client) = &client {
@@ -193,10 +197,16 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         )));
     }
     drop(events);
+    let known = ctx.known.clone();
     tasks.push(crate::housekeeping::spawn(
         runtime.clone(),
         crate::housekeeping::HousekeepingSettings {
             image_gc: settings.image_gc.clone(),
+            pod_exists: Some(Arc::new(move |uid: &str| known.may_exist(uid))),
+            pod_dirs: Some(crate::housekeeping::PodDirs {
+                pods: settings.root_dir.join(crate::spec::node::PODS_DIR),
+                logs: ctx.node.pod_logs_dir.clone(),
+            }),
             ..crate::housekeeping::HousekeepingSettings::default()
         },
     ));
@@ -312,15 +322,18 @@ async fn connect_runtime(endpoint: &str) -> Result<cri_client::Client, AgentErro
     }
 }
 
-/// Registers the node, retrying every 2 s until the apiserver accepts it; returns its UID.
+/// Registers the node, retrying with a growing back-off ([`RetryPolicy::REGISTRATION`])
+/// until the apiserver accepts it; returns its UID.
 async fn register_until_done(client: &kube::Client, facts: &NodeFacts, runtime: &cri_client::Client) -> String {
+    let mut backoff = RetryBackoff::new(RetryPolicy::REGISTRATION);
     loop {
         let ready = node::status::runtime_ready(runtime).await;
         match node::register::register(client, facts, ready).await {
             Ok(uid) => return uid,
             Err(err) => {
-                tracing::warn!(error = %err, "registering the node; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %err, retry_in = ?delay, "registering the node; retrying");
+                tokio::time::sleep(delay).await;
             }
         }
     }

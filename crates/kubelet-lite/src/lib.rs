@@ -15,6 +15,8 @@
 //! - [`housekeeping`]: garbage collection of containers and images, log rotation;
 //! - [`metrics`]: what the node records (pod starts, CRI calls, workers) and `/metrics`
 //!   serves;
+//! - [`retry`]: exponential back-off with jitter for loops that retry the apiserver or
+//!   the runtime;
 //! - [`server`]: the kubelet HTTPS API;
 //! - [`agent`]: all of it put together, what the binary runs.
 //!
@@ -38,6 +40,7 @@ pub mod metrics;
 pub mod node;
 pub mod pods;
 pub mod probe;
+pub mod retry;
 #[cfg(feature = "embedded")]
 pub mod runtime;
 pub mod server;

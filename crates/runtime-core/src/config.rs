@@ -8,6 +8,7 @@
 //! cni_conf_dir = "/etc/cni/net.d"
 //! cni_bin_dirs = ["/opt/cni/bin", "/usr/lib/cni"]
 //! log_max_line = 16384                    # longer output lines become partial (P) log records
+//! container_events_buffer = 1024          # GetContainerEvents: a subscriber this far behind is dropped
 //! default_runtime = "runc"
 //!
 //! [runtimes.runc]                         # runtime handlers: OCI runtimes by name
@@ -46,6 +47,9 @@ pub struct Config {
     /// The longest line a container log record holds; longer output is split into partial
     /// (`P`) records.
     pub log_max_line: usize,
+    /// How many container events a GetContainerEvents subscriber may fall behind before
+    /// its stream ends (it must then relist and subscribe again).
+    pub container_events_buffer: usize,
     /// The runtime handler for sandboxes that name none.
     pub default_runtime: String,
     /// Runtime handlers: the OCI runtime (runc-compatible) each name runs.
@@ -103,6 +107,7 @@ impl Default for Config {
             cni_conf_dir: PathBuf::from("/etc/cni/net.d"),
             cni_bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
             log_max_line: 16 * 1024,
+            container_events_buffer: crate::pods::DEFAULT_EVENTS_BUFFER,
             default_runtime: DEFAULT_RUNTIME.to_string(),
             runtimes: BTreeMap::from([(
                 DEFAULT_RUNTIME.to_string(),

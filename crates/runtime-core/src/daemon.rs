@@ -66,6 +66,9 @@ pub enum DaemonError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The thread that records container exits as they happen could not start.
+    #[error("starting the exit watcher: {0}")]
+    ExitWatcher(std::io::Error),
     /// The gRPC server failed.
     #[error("serving CRI: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -134,6 +137,7 @@ impl Runtime {
             monitor_binary,
             dirs,
             log_max_line: config.log_max_line,
+            events_buffer: config.container_events_buffer,
         });
         Ok(Self {
             config,
@@ -155,6 +159,13 @@ impl Runtime {
     /// terminal is handed over to it when runc detaches (see [`crate::stream`]).
     pub async fn serve(&self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         self.pods.reconcile().await;
+        // Blobs and layers of a pull or an image removal that a crash cut short.
+        let pods = self.pods.clone();
+        if let Err(error) = self.images.collect_garbage(&move || pods.layers_in_use()).await {
+            tracing::warn!(%error, "collecting unused image content failed");
+        }
+        // Exits recorded as they happen, not only when a call looks.
+        let watching_exits = self.pods.clone().watch_exits().map_err(DaemonError::ExitWatcher)?;
         if let Err(err) = become_subreaper() {
             tracing::warn!(%err, "cannot become a child subreaper: exec with a terminal will fail");
         }
@@ -174,8 +185,13 @@ impl Runtime {
                 RuntimeServiceImpl::new(self.pods.clone()).with_streaming(streaming.clone()),
             ))
             .add_service(ImageServiceServer::new(images))
-            .serve_with_incoming_shutdown(incoming, shutdown)
+            .serve_with_incoming_shutdown(incoming, async {
+                shutdown.await;
+                // Event streams never end by themselves; the server waits for its streams.
+                self.pods.close_container_events();
+            })
             .await;
+        drop(watching_exits);
         streaming.shutdown();
         served?;
         let _ = std::fs::remove_file(socket);

@@ -90,6 +90,10 @@ fn main() -> ExitCode {
                 "reopen_container_log_moves_output_to_a_new_file",
                 reopen_container_log_moves_output_to_a_new_file,
             ),
+            Test::new(
+                "checkpoint_container_archives_a_running_container_or_says_why_criu_cannot",
+                checkpoint_container_archives_a_running_container_or_says_why_criu_cannot,
+            ),
         ],
     )
 }
@@ -714,6 +718,79 @@ fn reopen_container_log_moves_output_to_a_new_file(env: &Env) -> anyhow::Result<
         tokio::time::sleep(Duration::from_millis(500)).await;
         if size(&rotated) != rotated_size {
             bail!("the rotated file still grows after ReopenContainerLog");
+        }
+        env.remove(&pod).await
+    })
+}
+
+/// CheckpointContainer: bad requests are refused first; then, for a running container,
+/// the outcome `criu check` predicts on this machine: an archive of CRIU's dump and the
+/// container's config with the container still running, or FailedPrecondition giving
+/// CRIU's reason and nothing written.
+fn checkpoint_container_archives_a_running_container_or_says_why_criu_cannot(env: &Env) -> anyhow::Result<()> {
+    test_harness::require_tools(&["criu"])?;
+    let criu_works = std::process::Command::new("criu")
+        .arg("check")
+        .output()?
+        .status
+        .success();
+    let dir = tempfile::tempdir()?;
+    let archive = dir.path().join("checkpoint.tar");
+    let location = archive.to_string_lossy().into_owned();
+    let timeout = Duration::from_secs(60);
+    env.block_on(async {
+        let result = env
+            .client
+            .checkpoint_container("0123456789ab", &location, timeout)
+            .await;
+        expect_code(result, Code::NotFound, "CheckpointContainer of an unknown id")?;
+        let pod = env.run_pod("checkpoint").await?;
+        let id = env.start_script(&pod, "ticks", "while true; do sleep 1; done").await?;
+        let result = env.client.checkpoint_container(&id, "relative.tar", timeout).await;
+        expect_code(result, Code::InvalidArgument, "CheckpointContainer to a relative path")?;
+        let quitter = env.start_script(&pod, "quitter", "exit 0").await?;
+        env.exited(&quitter).await?;
+        let result = env.client.checkpoint_container(&quitter, &location, timeout).await;
+        expect_code(
+            result,
+            Code::FailedPrecondition,
+            "CheckpointContainer of an exited container",
+        )?;
+
+        let result = env.client.checkpoint_container(&id, &location, timeout).await;
+        if criu_works {
+            result.context("CheckpointContainer where criu check passes")?;
+            let mut names = BTreeSet::new();
+            let mut entries = tar::Archive::new(std::fs::File::open(&archive)?);
+            for entry in entries.entries()? {
+                names.insert(entry?.path()?.to_string_lossy().into_owned());
+            }
+            ensure!(names.contains("config.json"), "no config.json in {names:?}");
+            ensure!(
+                names
+                    .iter()
+                    .any(|name| name.starts_with("checkpoint/") && name.ends_with(".img")),
+                "no CRIU image in {names:?}"
+            );
+            let state = env.status(&id).await?.state;
+            ensure!(
+                state == ContainerState::ContainerRunning as i32,
+                "after the checkpoint: state {state}"
+            );
+        } else {
+            let error = result
+                .err()
+                .context("CheckpointContainer succeeded where criu check fails")?;
+            ensure!(
+                error.code() == Some(Code::FailedPrecondition),
+                "want FailedPrecondition, got {error}"
+            );
+            ensure!(
+                error.to_string().contains("CRIU cannot checkpoint"),
+                "no reason given: {error}"
+            );
+            ensure!(!archive.exists(), "an archive was written");
+            test_harness::note(format!("CheckpointContainer here: {error}"));
         }
         env.remove(&pod).await
     })

@@ -7,17 +7,15 @@
 
 mod common;
 
-use std::net::IpAddr;
-use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
-use common::{Env, with_daemon_log};
+use anyhow::{Context, ensure};
+use common::{Env, nothing_is_left, with_daemon_log};
 use cri_client::v1::{ContainerState, PodSandboxState};
 use test_harness::pods::{self, eventually, parse_log_line};
 use test_harness::suite::{self, Test};
-use test_harness::{RuntimeCore, host, process};
+use test_harness::{RuntimeCore, process};
 
 /// The pod network of this binary's daemon.
 const BRIDGE: &str = "kltrc1";
@@ -107,7 +105,7 @@ fn crash_and_recover(env: &Env, runtime: &mut RuntimeCore) -> anyhow::Result<()>
         );
         env.remove(&pod).await
     })?;
-    nothing_is_left(runtime, &[&survivor, &quitter])
+    nothing_is_left(runtime, &[&survivor, &quitter], &[TICKS, EXITS_7_AFTER_2S])
 }
 
 fn a_graceful_restart_keeps_pods_and_containers_running(env: &Env) -> anyhow::Result<()> {
@@ -136,81 +134,6 @@ fn a_graceful_restart_keeps_pods_and_containers_running(env: &Env) -> anyhow::Re
         })
     });
     with_daemon_log(&runtime, outcome)
-}
-
-/// Where containers of pods without a cgroup parent get their cgroups.
-const DEFAULT_CGROUP_PARENT: &str = "runtime-core";
-
-/// Checks that the runtime holds nothing any more: no mounts under its root and state,
-/// no sandbox directories, no IP reservations, no monitor or container processes, no
-/// containers in runc, and no cgroup of `containers` in any hierarchy.
-fn nothing_is_left(runtime: &RuntimeCore, containers: &[&str]) -> anyhow::Result<()> {
-    let hierarchies: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    let cgroups: Vec<_> = containers
-        .iter()
-        .flat_map(|id| hierarchies.iter().map(move |h| h.join(DEFAULT_CGROUP_PARENT).join(id)))
-        .filter(|path| path.exists())
-        .collect();
-    ensure!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
-    for dir in [runtime.root_dir(), runtime.state_dir()] {
-        let mounts = host::mounts_under(dir)?;
-        ensure!(mounts.is_empty(), "mounts left under {}: {mounts:?}", dir.display());
-    }
-    let sandboxes = runtime.state_dir().join("sandboxes");
-    let entries: Vec<_> = match std::fs::read_dir(&sandboxes) {
-        Ok(entries) => entries.flatten().map(|e| e.file_name()).collect(),
-        Err(_) => Vec::new(),
-    };
-    ensure!(entries.is_empty(), "left in {}: {entries:?}", sandboxes.display());
-    let reservations = ip_reservations(runtime.ipam_dir());
-    ensure!(reservations.is_empty(), "IP reservations left: {reservations:?}");
-
-    let needle = format!("{}/", runtime.dir().display());
-    let daemon = runtime.pid();
-    let processes: Vec<String> = process::pids_with_cmdline_containing(&needle)
-        .into_iter()
-        .chain(process::pids_with_cmdline_containing(TICKS))
-        .chain(process::pids_with_cmdline_containing(EXITS_7_AFTER_2S))
-        .filter(|&pid| Some(pid) != daemon)
-        .map(|pid| format!("{pid}: {}", process::cmdline(pid)))
-        .collect();
-    ensure!(processes.is_empty(), "processes left: {processes:?}");
-
-    let root = runtime.runc_handler_root();
-    let runc = Command::new("runc")
-        .arg("--root")
-        .arg(&root)
-        .args(["list", "--quiet"])
-        .output()
-        .context("running runc list")?;
-    if !runc.status.success() {
-        bail!(
-            "runc --root {} list: {}",
-            root.display(),
-            String::from_utf8_lossy(&runc.stderr)
-        );
-    }
-    let ids = String::from_utf8_lossy(&runc.stdout);
-    ensure!(ids.trim().is_empty(), "runc still knows containers: {ids}");
-    Ok(())
-}
-
-/// The files host-local keeps per reserved address (named after the address), anywhere
-/// under its data directory.
-fn ip_reservations(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(ip_reservations(&path));
-        } else if entry.file_name().to_string_lossy().parse::<IpAddr>().is_ok() {
-            found.push(path.display().to_string());
-        }
-    }
-    found
 }
 
 /// Polls `done` every 100 ms for at most `timeout`; whether it came true.

@@ -46,8 +46,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::output::tail_from;
 use crate::pki::{CertificateSpec, KeyPair, Pki, ServiceAccountKeys};
-use crate::registry::tail_from;
 use crate::scratch::{self, ScratchDir};
 use crate::{Missing, process};
 

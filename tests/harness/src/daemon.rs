@@ -28,7 +28,7 @@ use tonic::transport::Channel;
 
 use crate::cni::BridgeNetwork;
 use crate::host::{self, InstanceRecord};
-use crate::registry::tail_from;
+use crate::output::tail_from;
 use crate::scratch::{self, NamedLock, ScratchDir};
 use crate::teardown::Teardown;
 use crate::{Registry, cri, mirrors, process};
@@ -67,6 +67,9 @@ pub struct DaemonOptions {
     /// The longest line of container output a log record holds before the daemon splits
     /// it into partial (`P`) records; `None` keeps the daemon's default (16 KiB for both).
     pub log_max_line: Option<usize>,
+    /// runtime-core only: how many container events a subscriber may fall behind before
+    /// it is dropped; `None` keeps the daemon's default.
+    pub container_events_buffer: Option<usize>,
     /// How long the daemon may take to answer CRI. Default 60 s.
     pub start_timeout: Duration,
     /// How long to wait for another test process using the same bridge to finish.
@@ -84,6 +87,7 @@ impl Default for DaemonOptions {
             subnet: "198.18.0.0/24".into(),
             network_name: "kltctr0".into(),
             log_max_line: None,
+            container_events_buffer: None,
             start_timeout: Duration::from_secs(60),
             network_lock_timeout: Duration::from_secs(600),
         }
@@ -198,6 +202,8 @@ pub struct Daemon<K: DaemonKind> {
     options: DaemonOptions,
     layout: Layout,
     child: Option<Child>,
+    /// Environment variables set for the next starts (see [`Daemon::set_env`]).
+    env: process::EnvOverrides,
     /// Offset of this run's output in the shared log file, for error messages.
     log_offset: u64,
     runtime: Option<tokio::runtime::Runtime>,
@@ -256,6 +262,7 @@ impl<K: DaemonKind> Daemon<K> {
             options,
             layout,
             child: None,
+            env: process::EnvOverrides::default(),
             log_offset: 0,
             runtime: Some(runtime),
             channel: Some(channel),
@@ -309,6 +316,7 @@ impl<K: DaemonKind> Daemon<K> {
         let log = OpenOptions::new().create(true).append(true).open(&self.layout.log)?;
         self.log_offset = log.metadata()?.len();
         let mut command = self.kind.command(&self.layout);
+        self.env.apply(&mut command);
         command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         self.child = Some(process::spawn_daemon(command).with_context(|| format!("starting {}", K::NAME))?);
         self.wait_ready()
@@ -485,6 +493,18 @@ impl<K: DaemonKind> Daemon<K> {
         self.spawn()?;
         crate::note(format!("{} started again in {:.2?}", K::NAME, started.elapsed()));
         Ok(())
+    }
+
+    /// Sets (`Some`) or unsets (`None`) environment variable `key` for the daemon's next
+    /// starts: arming a crash point, say.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.set(key, value);
+    }
+
+    /// Waits up to `timeout` for the daemon to end by itself (a crash point, say) and reaps
+    /// it; its exit status, or `None` if it still runs (or was not running).
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        Ok(process::wait_exit(&mut self.child, timeout)?)
     }
 
     /// [`Daemon::kill`] then [`Daemon::start_again`]: the crash-and-recover case.

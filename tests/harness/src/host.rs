@@ -250,6 +250,34 @@ pub fn unmount_all_under(dir: &Path) -> anyhow::Result<usize> {
     }
 }
 
+/// What a power cut leaves of a node whose processes and mounts live under `dir`, once
+/// its daemon was killed: every process whose command line names a path under `dir` or
+/// contains `workload` is SIGKILLed (and the workload's awaited, up to 10 s), every
+/// mount under `dir` is detached, and `state` (a tmpfs on a real machine) is emptied.
+/// Starting the daemon again is the caller's.
+pub fn simulate_reboot(dir: &Path, state: &Path, workload: &str) -> anyhow::Result<()> {
+    let under_dir = format!("{}/", dir.display());
+    for pid in crate::process::pids_with_cmdline_containing(&under_dir)
+        .into_iter()
+        .chain(crate::process::pids_with_cmdline_containing(workload))
+    {
+        let _ = crate::process::signal(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        crate::process::pids_with_cmdline_containing(workload).is_empty()
+    });
+    if !gone {
+        bail!("the workload {workload:?} survived SIGKILL");
+    }
+    unmount_all_under(dir)?;
+    if !state.is_dir() {
+        bail!("no state directory at {}", state.display());
+    }
+    fs::remove_dir_all(state).with_context(|| format!("wiping {}", state.display()))?;
+    fs::create_dir_all(state).with_context(|| format!("creating {}", state.display()))
+}
+
 /// Removes a directory tree, after unmounting everything below it; refuses if a mount
 /// is still there (removing through a bind mount would delete the mounted files).
 pub fn remove_dir_safely(dir: &Path) -> io::Result<()> {

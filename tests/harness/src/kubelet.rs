@@ -60,8 +60,8 @@ use anyhow::{Context, bail};
 
 use crate::control_plane::{self, ControlPlane, kubernetes_binaries};
 use crate::host::{self, InstanceRecord};
+use crate::output::tail_from;
 use crate::pki::CertificateSpec;
-use crate::registry::tail_from;
 use crate::scratch::{self, NamedLock, ScratchDir};
 use crate::teardown::Teardown;
 use crate::{Missing, process};

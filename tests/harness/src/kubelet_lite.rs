@@ -66,8 +66,8 @@ use crate::cni::BridgeNetwork;
 use crate::control_plane::{self, ControlPlane};
 use crate::daemon::toml_string;
 use crate::host::{self, InstanceRecord};
+use crate::output::tail_from;
 use crate::pki::CertificateSpec;
-use crate::registry::tail_from;
 use crate::scratch::{self, NamedLock, ScratchDir};
 use crate::teardown::Teardown;
 use crate::{Registry, mirrors, process};
@@ -142,6 +142,8 @@ pub struct KubeletLite {
     command: Vec<String>,
     binary: PathBuf,
     child: Option<Child>,
+    /// Environment variables set for the next starts (see [`KubeletLite::set_env`]).
+    env: process::EnvOverrides,
     log: PathBuf,
     log_offset: u64,
     root_dir: PathBuf,
@@ -230,6 +232,7 @@ impl KubeletLite {
             command: Vec::new(),
             binary: binary.to_path_buf(),
             child: None,
+            env: process::EnvOverrides::default(),
             cleaned: false,
             options,
             dir,
@@ -261,7 +264,9 @@ impl KubeletLite {
         Ok(node)
     }
 
-    fn runtime_dir(&self) -> PathBuf {
+    /// The embedded runtime's directory: its `root`, its `state` (a tmpfs in real life,
+    /// emptied by a reboot), its configuration and CNI files.
+    pub fn runtime_dir(&self) -> PathBuf {
         self.dir.path().join("runtime")
     }
 
@@ -375,6 +380,7 @@ impl KubeletLite {
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", &self.options.log_filter);
         }
+        self.env.apply(&mut command);
         self.child = Some(process::spawn_daemon(command).context("starting kubelet-lite")?);
         self.wait_until_ready()
             .with_context(|| format!("kubelet-lite's log ends with:\n{}", self.log_tail(40)))
@@ -514,6 +520,18 @@ impl KubeletLite {
         self.spawn()?;
         crate::note(format!("kubelet-lite started again in {:.2?}", started.elapsed()));
         Ok(())
+    }
+
+    /// Sets (`Some`) or unsets (`None`) environment variable `key` for its next starts:
+    /// arming a crash point, say.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.set(key, value);
+    }
+
+    /// Waits up to `timeout` for it to end by itself (a crash point, say) and reaps it;
+    /// its exit status, or `None` if it still runs (or was not running).
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        Ok(process::wait_exit(&mut self.child, timeout)?)
     }
 
     /// [`KubeletLite::stop`], then [`KubeletLite::start_again`].

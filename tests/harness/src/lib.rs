@@ -85,6 +85,7 @@
 //! Daemons are started through `setpriv --pdeathsig KILL` from a dedicated thread, so
 //! they die with the test process even if it is killed (see [`process`]).
 
+pub mod cli;
 pub mod cni;
 pub mod conformance;
 pub mod conformance_images;
@@ -111,6 +112,7 @@ pub mod process;
 pub mod registry;
 pub mod runtime_core;
 pub mod scratch;
+pub mod soak;
 pub mod suite;
 mod teardown;
 pub mod test_images;
@@ -122,7 +124,7 @@ pub use kubelet::{Kubelet, KubeletOptions};
 pub use kubelet_lite::{KubeletLite, KubeletLiteOptions};
 pub use large_image::{LargeImage, LargeImageSpec, push_large_image};
 pub use multi_platform::{MultiPlatformImage, push_multi_platform_image};
-pub use output::note;
+pub use output::{note, tail_from};
 pub use prereq::{
     CNI_PLUGIN_DIRS, CNI_PLUGINS, Missing, cni_bin_dir, debian_package, find_tool, in_ci, require_root, require_tools,
 };

@@ -250,3 +250,40 @@ mod tests {
         assert!(!is_alive(child.id()));
     }
 }
+
+/// Environment variables a restartable process gets at each start, on top of what its
+/// command sets: arming a crash point for the next start, say.
+#[derive(Debug, Clone, Default)]
+pub struct EnvOverrides(Vec<(String, String)>);
+
+impl EnvOverrides {
+    /// Sets (`Some`) or unsets (`None`) `key` for the next starts.
+    pub fn set(&mut self, key: &str, value: Option<&str>) {
+        self.0.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            self.0.push((key.to_string(), value.to_string()));
+        }
+    }
+
+    /// Adds the variables to `command`.
+    pub fn apply(&self, command: &mut Command) {
+        command.envs(self.0.iter().map(|(k, v)| (k, v)));
+    }
+}
+
+/// Waits up to `timeout` for `child` to end by itself (a crash point, say) and reaps it,
+/// leaving `None`; its exit status, or `None` if it still runs or there was none.
+pub fn wait_exit(child: &mut Option<Child>, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    while let Some(running) = child.as_mut() {
+        if let Some(status) = running.try_wait()? {
+            *child = None;
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    Ok(None)
+}

@@ -6,8 +6,7 @@
 //! distribution 2.8.2: anonymous `GET /v2/` gets 401 with `WWW-Authenticate: Basic
 //! realm=...`, the right user and password 200), so an authenticated registry needs no TLS.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
+use std::fs::{self, OpenOptions};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -17,6 +16,7 @@ use anyhow::Context;
 
 use crate::distribution::RegistryClient;
 use crate::htpasswd;
+use crate::output::tail_from;
 use crate::process;
 use crate::scratch::{self, ScratchDir};
 
@@ -284,21 +284,6 @@ fn pick_port(preferred: Option<u16>) -> anyhow::Result<u16> {
     }
     let listener = TcpListener::bind(("127.0.0.1", 0)).context("finding a free port")?;
     Ok(listener.local_addr()?.port())
-}
-
-/// The last `lines` lines of a log file, reading from `offset` on (what one process
-/// wrote into a file shared by several runs).
-pub(crate) fn tail_from(path: &Path, offset: u64, lines: usize) -> String {
-    let mut text = String::new();
-    if let Ok(mut file) = File::open(path) {
-        let start = offset.max(file.metadata().map(|m| m.len()).unwrap_or(0).saturating_sub(64 * 1024));
-        let _ = file.seek(SeekFrom::Start(start));
-        let mut raw = Vec::new();
-        let _ = file.read_to_end(&mut raw);
-        text = String::from_utf8_lossy(&raw).into_owned();
-    }
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[cfg(test)]

@@ -117,6 +117,9 @@ fn config_toml(inputs: &ConfigInputs<'_>) -> String {
     let log_max_line = (inputs.options.log_max_line)
         .map(|bytes| format!("log_max_line = {bytes}\n"))
         .unwrap_or_default();
+    let events_buffer = (inputs.options.container_events_buffer)
+        .map(|events| format!("container_events_buffer = {events}\n"))
+        .unwrap_or_default();
     format!(
         "# Written by kubelet-lite's test harness.\n\
          root = {root}\n\
@@ -126,6 +129,7 @@ fn config_toml(inputs: &ConfigInputs<'_>) -> String {
          cni_conf_dir = {cni_conf}\n\
          cni_bin_dirs = [{cni_bin_dir}]\n\
          {log_max_line}\
+         {events_buffer}\
          default_runtime = {handler}\n\
          \n\
          [runtimes.{RUNTIME_HANDLER}]\n\

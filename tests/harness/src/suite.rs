@@ -22,12 +22,14 @@
 //! Setup runs only if at least one test is selected (so `--list` and filters that match
 //! other binaries cost nothing). Tests then run in parallel (`--test-threads`), each
 //! with a shared `&E`; a test fails by returning an error or panicking. The environment
-//! is dropped (cleaned up) after the last test, before the process exits.
+//! is dropped (cleaned up) after the last test, before the process exits. A test that
+//! runs past [`TEST_TIMEOUT`] ends the process (see there).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Mutex, PoisonError, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Conclusion, Failed, Trial};
 
@@ -160,6 +162,14 @@ fn report_setup_failure<E>(args: &Arguments, tests: &[Test<E>], error: &anyhow::
     )
 }
 
+/// How long one test may run. A test still running then hangs (a deadlock, a call
+/// without a deadline): the process names it and exits with [`HANG_EXIT_CODE`], without
+/// cleaning up, rather than keep a CI run waiting until its own time limit says nothing.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The exit code of a test binary that gave up on a hanging test.
+pub const HANG_EXIT_CODE: i32 = 124;
+
 /// A request to an executor thread: run test `index`, send the outcome to `reply`.
 struct Job {
     index: usize,
@@ -201,11 +211,22 @@ fn run_tests<E: Sync>(args: &Arguments, env: &E, tests: &[Test<E>]) -> Conclusio
             .enumerate()
             .map(|(index, test)| {
                 let jobs = jobs.clone();
-                Trial::test(test.name, move || {
+                let name = test.name;
+                Trial::test(name, move || {
                     let (reply, outcome) = mpsc::channel();
                     jobs.send(Job { index, reply })
                         .map_err(|_| Failed::from("no test executor is running"))?;
-                    outcome.recv().map_err(|_| Failed::from("the test executor died"))?
+                    match outcome.recv_timeout(TEST_TIMEOUT) {
+                        Ok(result) => result,
+                        Err(RecvTimeoutError::Disconnected) => Err("the test executor died".into()),
+                        Err(RecvTimeoutError::Timeout) => {
+                            note(format!(
+                                "test {name} still running after {TEST_TIMEOUT:?}: it hangs; \
+                                 exiting with {HANG_EXIT_CODE} without cleaning up"
+                            ));
+                            std::process::exit(HANG_EXIT_CODE)
+                        }
+                    }
                 })
             })
             .collect();

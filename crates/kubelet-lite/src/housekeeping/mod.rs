@@ -9,11 +9,15 @@
 //!   `imageGCLowThresholdPercent`; never an image a container (running or not) uses;
 //! - [`log_rotation`]: a running container's log over `containerLogMaxSize` is renamed to
 //!   `<path>.<timestamp>` and the runtime reopens it (ReopenContainerLog); older rotated
-//!   files are gzipped and those beyond `containerLogMaxFiles` deleted.
+//!   files are gzipped and those beyond `containerLogMaxFiles` deleted;
+//! - [`pod_dirs`]: the directories and logs of pods that no longer exist and that the
+//!   runtime holds nothing of, their mounts unmounted first (the kubelet's
+//!   `cleanupOrphanedPodDirs`).
 //!
 //! Each part has pure policy functions (tested below each module) and one async pass over
 //! a CRI runtime; [`spawn`] runs the passes periodically, as the kubelet does: garbage
-//! collection every minute, log rotation every 10 seconds.
+//! collection and the sweep of pod directories every minute, log rotation every 10
+//! seconds.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -34,6 +38,7 @@
 pub mod container_gc;
 pub mod image_gc;
 pub mod log_rotation;
+pub mod pod_dirs;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -46,6 +51,7 @@ use tokio::time::MissedTickBehavior;
 pub use container_gc::ContainerGcPolicy;
 pub use image_gc::{ImageGc, ImageGcPolicy};
 pub use log_rotation::LogRotationPolicy;
+pub use pod_dirs::PodDirs;
 
 /// How often garbage collection runs (the kubelet's `ContainerGCPeriod`).
 pub const DEFAULT_GC_PERIOD: Duration = Duration::from_secs(60);
@@ -84,6 +90,12 @@ pub enum HousekeepingError {
     /// The runtime's ImageFsInfo names no image filesystem.
     #[error("the runtime reports no image filesystem")]
     NoImageFilesystem,
+    /// Something is still mounted in the directory of a pod that is gone.
+    #[error("{} is still mounted", .path.display())]
+    StillMounted {
+        /// The mount point.
+        path: PathBuf,
+    },
 }
 
 impl HousekeepingError {
@@ -115,6 +127,9 @@ pub struct HousekeepingSettings {
     /// Which pods still exist. `None` (the default) until the node's pod sources are ready:
     /// every pod counts as existing, so only containers beyond the counts are removed.
     pub pod_exists: Option<PodExists>,
+    /// Where the directories of pods that no longer exist are swept from; `None` (the
+    /// default): none are.
+    pub pod_dirs: Option<PodDirs>,
 }
 
 impl Default for HousekeepingSettings {
@@ -126,6 +141,7 @@ impl Default for HousekeepingSettings {
             gc_period: DEFAULT_GC_PERIOD,
             log_rotation_period: DEFAULT_LOG_ROTATION_PERIOD,
             pod_exists: None,
+            pod_dirs: None,
         }
     }
 }
@@ -139,6 +155,7 @@ impl fmt::Debug for HousekeepingSettings {
             .field("gc_period", &self.gc_period)
             .field("log_rotation_period", &self.log_rotation_period)
             .field("pod_exists", &self.pod_exists.as_ref().map(|_| "fn(uid) -> bool"))
+            .field("pod_dirs", &self.pod_dirs)
             .finish()
     }
 }
@@ -151,7 +168,8 @@ impl HousekeepingSettings {
 }
 
 /// Runs housekeeping on `runtime` until the task is aborted: container then image garbage
-/// collection every [`HousekeepingSettings::gc_period`], log rotation every
+/// collection and the sweep of pod directories every [`HousekeepingSettings::gc_period`],
+/// log rotation every
 /// [`HousekeepingSettings::log_rotation_period`], both first at once. A failed pass is
 /// logged and tried again at the next period.
 pub fn spawn(runtime: cri_client::Client, settings: HousekeepingSettings) -> JoinHandle<()> {
@@ -174,6 +192,11 @@ pub fn spawn(runtime: cri_client::Client, settings: HousekeepingSettings) -> Joi
                         Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "image garbage collection"),
                         Ok(_) => {}
                         Err(err) => tracing::warn!(error = %err, "image garbage collection failed"),
+                    }
+                    if let Some(dirs) = &settings.pod_dirs
+                        && let Err(err) = pod_dirs::sweep(&runtime, dirs, &pod_exists).await
+                    {
+                        tracing::warn!(error = %err, "sweeping the directories of pods that are gone failed");
                     }
                 }
                 _ = log_timer.tick() => {

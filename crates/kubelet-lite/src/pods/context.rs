@@ -1,9 +1,13 @@
 //! What every pod worker shares: the runtime, the apiserver client, the node, the status
 //! manager.
 
+use std::sync::Arc;
+
 use crate::metrics::Metrics;
 use crate::pods::admission::SysctlAllowlist;
 use crate::pods::directory::PodSnapshot;
+use crate::pods::known::KnownPods;
+use crate::pods::pleg::Pleg;
 use crate::pods::status_manager::StatusManager;
 use crate::spec::NodeContext;
 
@@ -28,6 +32,10 @@ pub struct PodContext {
     pub metrics: Metrics,
     /// The sysctls pods may set (admission).
     pub sysctls: SysctlAllowlist,
+    /// The pods the pod manager has a worker for, which housekeeping asks.
+    pub known: KnownPods,
+    /// What wakes a pod's worker when the runtime changes one of its containers.
+    pub pleg: Arc<Pleg>,
 }
 
 impl std::fmt::Debug for PodContext {

@@ -17,10 +17,9 @@ pub(crate) struct HookTarget<'a> {
     pub(crate) container: &'a Container,
 }
 
-/// PreStop hook, then StopContainer with the rest of `grace` (SIGTERM, then SIGKILL:
-/// the runtime's part).
-pub(crate) async fn stop_with_grace(target: &HookTarget<'_>, grace: Duration) {
-    let (runtime, id, container) = (target.runtime, target.id, target.container);
+/// PreStop hook, then StopContainer with the rest of `grace` (see [`stop_container`]).
+pub(crate) async fn stop_with_grace(target: &HookTarget<'_>, grace: Duration) -> Result<(), cri_client::Error> {
+    let container = target.container;
     let started = Instant::now();
     if let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
         && !grace.is_zero()
@@ -35,10 +34,18 @@ pub(crate) async fn stop_with_grace(target: &HookTarget<'_>, grace: Duration) {
     let left = grace
         .saturating_sub(started.elapsed())
         .max(Duration::from_secs(if grace.is_zero() { 0 } else { 2 }));
-    if let Err(err) = runtime.stop_container(id, left).await
-        && !err.is_not_found()
-    {
-        tracing::warn!(container = %container.name, error = %err, "stopping the container");
+    stop_container(target, left).await
+}
+
+/// StopContainer with `grace` (SIGTERM, then SIGKILL: the runtime's part), no hook. A
+/// container the runtime no longer knows is stopped.
+pub(crate) async fn stop_container(target: &HookTarget<'_>, grace: Duration) -> Result<(), cri_client::Error> {
+    match target.runtime.stop_container(target.id, grace).await {
+        Err(err) if !err.is_not_found() => {
+            tracing::warn!(container = %target.container.name, error = %err, "stopping the container");
+            Err(err)
+        }
+        _ => Ok(()),
     }
 }
 

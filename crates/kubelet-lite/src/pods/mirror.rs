@@ -77,12 +77,12 @@ pub async fn ensure(client: &kube::Client, pod: &Pod, node: (&str, &str)) -> boo
 }
 
 /// Deletes the mirror pod named as `pod` (the static pod, or the mirror pod itself), only
-/// if its UID is still `uid` when given.
-pub async fn delete(client: &kube::Client, pod: &Pod, uid: Option<&str>) {
+/// if its UID is still `uid` when given. Returns whether it is gone.
+pub async fn delete(client: &kube::Client, pod: &Pod, uid: Option<&str>) -> bool {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    delete_now(&pods, name, uid).await;
+    delete_now(&pods, name, uid).await
 }
 
 /// Deletes mirror pod `name` at once (no grace period: nothing runs for it), only if its

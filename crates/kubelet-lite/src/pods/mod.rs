@@ -3,7 +3,8 @@
 //! ([`status_manager`]).
 //!
 //! [`run_manager`] takes the sources' events, starts a worker per pod UID, forwards
-//! updates and removals to it, and removes from the runtime what belongs to no pod.
+//! updates and removals to it, removes from the runtime what belongs to no pod, and
+//! keeps [`KnownPods`] (what housekeeping asks to tell a pod's leftovers) up to date.
 
 pub mod admission;
 pub mod backoff;
@@ -13,8 +14,10 @@ pub mod directory;
 pub(crate) mod hooks;
 pub mod image;
 pub mod instances;
+pub mod known;
 pub mod mirror;
 pub mod phase;
+pub mod pleg;
 pub(crate) mod probes;
 pub mod source;
 pub mod status_manager;
@@ -32,6 +35,8 @@ use tokio::task::JoinHandle;
 
 pub use context::PodContext;
 pub use directory::PodSnapshot;
+pub use known::KnownPods;
+pub use pleg::Pleg;
 pub use source::{PodEvent, Source};
 pub use status_manager::StatusManager;
 use worker::Desired;
@@ -65,6 +70,7 @@ pub async fn run_manager(
                         let first = synced.insert(source);
                         handle(&ctx, &mut workers, PodEvent::Resync(source, uids));
                         if first && sources.is_subset(&synced) {
+                            ctx.known.mark_complete();
                             sweep_orphans(&ctx, &workers).await;
                             sweep_mirrors(&ctx, &workers, &mirrors).await;
                         }
@@ -86,8 +92,10 @@ pub async fn run_manager(
             }
             _ = sweep.tick() => {
                 workers.retain(|_, entry| !entry.task.is_finished());
+                ctx.known.retain(|uid| workers.contains_key(uid));
                 count_workers(&ctx, &workers);
                 if sources.is_subset(&synced) {
+                    ctx.known.mark_complete();
                     sweep_orphans(&ctx, &workers).await;
                     sweep_mirrors(&ctx, &workers, &mirrors).await;
                 }
@@ -117,6 +125,8 @@ fn handle(ctx: &Arc<PodContext>, workers: &mut HashMap<String, Entry>, event: Po
                 }
                 Some(_) => {}
                 None => {
+                    // Known before its worker can make anything for it.
+                    ctx.known.insert(&uid);
                     let (tx, rx) = watch::channel(desired);
                     let task = worker::spawn(ctx.clone(), rx);
                     workers.insert(
@@ -199,7 +209,9 @@ async fn sweep_mirrors(
 }
 
 /// Stops and removes sandboxes (and so their containers) of pods this node does not
-/// run: leftovers of pods deleted while kubelet-lite was down.
+/// run: leftovers of pods deleted while kubelet-lite was down. Their directories and
+/// logs go with housekeeping's sweep of orphaned pod directories, once no sandbox is left
+/// (`housekeeping::pod_dirs`).
 async fn sweep_orphans(ctx: &Arc<PodContext>, workers: &HashMap<String, Entry>) {
     let Ok(sandboxes) = ctx.runtime.list_pod_sandbox(None).await else {
         return;
@@ -214,8 +226,5 @@ async fn sweep_orphans(ctx: &Arc<PodContext>, workers: &HashMap<String, Entry>) 
         tracing::info!(sandbox = %sandbox.id, pod_uid = %uid, "removing the sandbox of a pod this node no longer runs");
         let _ = ctx.runtime.stop_pod_sandbox(&sandbox.id).await;
         let _ = ctx.runtime.remove_pod_sandbox(&sandbox.id).await;
-        if let Err(err) = crate::spec::remove_volumes(uid, &ctx.node).await {
-            tracing::warn!(error = %err, "removing the volumes of a pod this node no longer runs");
-        }
     }
 }

@@ -11,6 +11,8 @@ use kube::Api;
 use kube::runtime::watcher;
 use tokio::sync::mpsc;
 
+use crate::retry::{RetryBackoff, RetryPolicy};
+
 /// Annotation: the source of a pod (`api` or `file`).
 pub const CONFIG_SOURCE: &str = "kubernetes.io/config.source";
 /// Annotation: the hash that names a static pod's version (its UID here).
@@ -54,19 +56,22 @@ pub fn is_mirror(pod: &Pod) -> bool {
 }
 
 /// Watches the pods bound to `node_name` and forwards them (mirror pods as
-/// [`PodEvent::Mirror`]). The watcher re-lists after errors and sends a
+/// [`PodEvent::Mirror`]). The watcher re-lists after errors, each after a growing,
+/// jittered back-off ([`RetryPolicy::WATCH`], as client-go's reflector), and sends a
 /// [`PodEvent::Resync`] after each list.
 pub async fn watch_api(client: kube::Client, node_name: String, events: mpsc::UnboundedSender<PodEvent>) {
     let pods: Api<Pod> = Api::all(client);
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
     let mut stream = watcher(pods, config).boxed();
     let mut listed: HashSet<String> = HashSet::new();
+    let mut backoff = RetryBackoff::new(RetryPolicy::WATCH);
     while let Some(event) = stream.next().await {
         let event = match event {
             Ok(event) => event,
             Err(err) => {
-                tracing::warn!(error = %err, "watching pods");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %err, retry_in = ?delay, "watching pods");
+                tokio::time::sleep(delay).await;
                 continue;
             }
         };
@@ -183,6 +188,9 @@ fn manifest_hash(text: &str, node_name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     #[test]
@@ -197,5 +205,31 @@ mod tests {
         assert_eq!(pod.spec.as_ref().unwrap().node_name.as_deref(), Some("n1"));
         assert_ne!(static_pod(manifest, "n2").unwrap().metadata.uid, Some(uid));
         assert!(static_pod("kind: Pod\n", "n1").is_err());
+    }
+
+    /// An apiserver that closes every connection at once: each list or watch the loop
+    /// tries fails, and the listener counts the tries.
+    #[tokio::test]
+    async fn a_failing_pod_watch_is_retried_with_a_growing_back_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let tries = Arc::new(AtomicUsize::new(0));
+        let counted = tries.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((connection, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(connection);
+            }
+        });
+        let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let (events, _received) = mpsc::unbounded_channel();
+        let watch = tokio::spawn(watch_api(client, "n1".into(), events));
+        // Back-off from 0.8 s (±25 %): tries at 0, 0.6-1 s and 1.8-3 s, the next one not
+        // before 4.4 s. A retry every second would have tried 4 or 5 times.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        watch.abort();
+        server.abort();
+        let tries = tries.load(Ordering::SeqCst);
+        assert!((2..=3).contains(&tries), "{tries} tries in 4 s");
     }
 }

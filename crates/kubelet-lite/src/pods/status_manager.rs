@@ -36,7 +36,7 @@ impl PodKey {
 enum Message {
     Set(PodKey, Box<PodStatus>),
     Forget(PodKey),
-    Flush(oneshot::Sender<()>),
+    Flush(PodKey, oneshot::Sender<bool>),
 }
 
 /// A handle to the status manager task; cheap to clone.
@@ -50,7 +50,7 @@ impl std::fmt::Debug for Message {
         match self {
             Message::Set(key, _) => write!(f, "Set({key:?})"),
             Message::Forget(key) => write!(f, "Forget({key:?})"),
-            Message::Flush(_) => write!(f, "Flush"),
+            Message::Flush(key, _) => write!(f, "Flush({key:?})"),
         }
     }
 }
@@ -74,19 +74,19 @@ impl StatusManager {
         let _ = self.tx.send(Message::Forget(key));
     }
 
-    /// Sends everything pending now and waits until it was sent.
-    pub async fn flush(&self) {
+    /// Sends everything pending now and waits until it was tried. Returns whether the
+    /// status of `key` reached the apiserver (or had nothing to send); one that did not
+    /// stays pending, and is tried again with the next batch.
+    pub async fn flush(&self, key: PodKey) -> bool {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).is_ok() {
-            let _ = wait.await;
-        }
+        self.tx.send(Message::Flush(key, done)).is_ok() && wait.await.unwrap_or(false)
     }
 }
 
 async fn run(client: Option<kube::Client>, mut rx: mpsc::UnboundedReceiver<Message>) {
     let mut sent: HashMap<PodKey, serde_json::Value> = HashMap::new();
     let mut pending: HashMap<PodKey, Box<PodStatus>> = HashMap::new();
-    let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut waiters: Vec<(PodKey, oneshot::Sender<bool>)> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut handle = |message: Message| match message {
             Message::Set(key, status) => {
@@ -96,35 +96,37 @@ async fn run(client: Option<kube::Client>, mut rx: mpsc::UnboundedReceiver<Messa
                 pending.remove(&key);
                 sent.remove(&key);
             }
-            Message::Flush(done) => waiters.push(done),
+            Message::Flush(key, done) => waiters.push((key, done)),
         };
         handle(first);
         tokio::time::sleep(BATCH_WINDOW).await;
         while let Ok(message) = rx.try_recv() {
             handle(message);
         }
-        let batch: Vec<(PodKey, serde_json::Value)> = pending
+        let batch: Vec<(PodKey, Box<PodStatus>, serde_json::Value)> = pending
             .drain()
             .filter_map(|(key, status)| {
                 let value = serde_json::to_value(&*status).ok()?;
-                (sent.get(&key) != Some(&value)).then_some((key, value))
+                (sent.get(&key) != Some(&value)).then_some((key, status, value))
             })
             .collect();
-        let results = futures_util::future::join_all(batch.into_iter().map(|(key, value)| {
+        let results = futures_util::future::join_all(batch.into_iter().map(|(key, status, value)| {
             let client = client.clone();
             async move {
                 let ok = send(client, &key, &value).await;
-                (key, value, ok)
+                (key, status, value, ok)
             }
         }))
         .await;
-        for (key, value, ok) in results {
+        for (key, status, value, ok) in results {
             if ok {
                 sent.insert(key, value);
+            } else {
+                pending.insert(key, status);
             }
         }
-        for done in waiters.drain(..) {
-            let _ = done.send(());
+        for (key, done) in waiters.drain(..) {
+            let _ = done.send(!pending.contains_key(&key));
         }
     }
 }
@@ -147,5 +149,40 @@ async fn send(client: Option<kube::Client>, key: &PodKey, status: &serde_json::V
             tracing::warn!(pod = %key.name, namespace = %key.namespace, error = %err, "patching the pod status");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> PodKey {
+        PodKey {
+            namespace: "default".into(),
+            name: name.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_status_the_apiserver_did_not_take_stays_pending_and_flush_says_so() {
+        // An apiserver that closes every connection at once.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+        let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let manager = StatusManager::spawn(Some(client));
+        let running = PodStatus {
+            phase: Some("Running".into()),
+            ..PodStatus::default()
+        };
+        manager.set(key("web"), running);
+        assert!(!manager.flush(key("web")).await, "not sent");
+        assert!(!manager.flush(key("web")).await, "still pending, tried again, not sent");
+        assert!(manager.flush(key("other")).await, "nothing of it to send");
+        server.abort();
+
+        let standalone = StatusManager::spawn(None);
+        standalone.set(key("web"), PodStatus::default());
+        assert!(standalone.flush(key("web")).await, "logged is sent");
     }
 }

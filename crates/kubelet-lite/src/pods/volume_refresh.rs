@@ -78,6 +78,11 @@ impl VolumeRefresh {
         self.refreshed(pod, now, random_fraction());
     }
 
+    /// When the next resync is due, once the clock started.
+    pub(crate) fn next_resync(&self) -> Option<Instant> {
+        self.next_resync
+    }
+
     /// Why the volumes must be refreshed at `now`, if they must. The first call
     /// starts the clock and says no.
     fn due(&mut self, pod: &Pod, now: Instant) -> Option<&'static str> {

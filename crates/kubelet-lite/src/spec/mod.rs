@@ -39,4 +39,5 @@ pub use sandbox::{hostname_and_domain, sandbox_config, sandbox_config_with};
 pub use security::{
     ImageUser, container_security_context, namespace_options, sandbox_security_context, verify_run_as_non_root,
 };
+pub(crate) use volumes::mount_points;
 pub use volumes::{VolumeEntry, Volumes, prepare_volumes, remove_volumes};

@@ -68,10 +68,13 @@ impl Amount {
         }
         let digits: i128 = format!("{int_part}{frac_part}").parse::<i128>().map_err(|_| bad())?;
         let scale = 10_i128.pow(u32::try_from(frac_part.len()).map_err(|_| bad())?);
+        // Divided in two steps (the same floor for non-negative numbers): `scale * div`
+        // alone can pass i128's range (30 fraction digits and `e-9`).
         let value = digits
             .checked_mul(mul)
             .ok_or_else(bad)?
-            .checked_div(scale * div)
+            .checked_div(scale)
+            .and_then(|v| v.checked_div(div))
             .ok_or_else(bad)?;
         Ok(Amount(if negative { -value } else { value }))
     }
@@ -128,6 +131,9 @@ fn clamp(v: i128) -> i64 {
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -167,6 +173,16 @@ mod tests {
         ] {
             assert!(Amount::parse(text).is_err(), "{desc}");
         }
+    }
+
+    #[test]
+    fn the_smallest_fractions_parse_without_overflow() {
+        // 30 fraction digits with `e-9` once overflowed the divisor (found by the
+        // quantity properties).
+        let tiny = Amount::parse(".000000000000000000000000000001E-9").unwrap();
+        assert_eq!(tiny, Amount(0));
+        assert_eq!(Amount::parse("-.000000000000000000000000000009e-9").unwrap(), Amount(0));
+        assert_eq!(Amount::parse("0.00000000000000000000000000001e-9").unwrap().milli(), 0);
     }
 
     #[test]

@@ -265,6 +265,7 @@ impl ImageManager {
             .buffer_unordered(PARALLEL_LAYERS)
             .try_collect::<Vec<()>>()
             .await?;
+        crash_point::hit("image_pull.after_layers");
 
         let documents = [Some(&manifest_digest), index.as_ref()].into_iter().flatten();
         let size = documents.map(|d| self.content.size(d)).sum::<u64>()
@@ -359,10 +360,18 @@ impl ImageManager {
         image.layers.iter().map(|l| self.snapshots.path(&l.diff_id)).collect()
     }
 
+    /// Holds off collection (image removal) while the lease lives: what creates a
+    /// container takes one before it looks the image up and keeps it until the container
+    /// is recorded, so the layers it mounts are either in use or still an image's when
+    /// a removal decides what to delete.
+    pub async fn lease(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.collection.read().await
+    }
+
     /// Removes the image `name` points at, with all its names, then collects what no image
-    /// uses. Removing an image that does not exist is not an error. Layers listed in
-    /// `in_use` (by containers) are kept.
-    pub async fn remove(&self, name: &str, in_use: &HashSet<Digest>) -> Result<(), ImageError> {
+    /// uses. Removing an image that does not exist is not an error. Layers that `in_use`
+    /// lists (asked once no lease is held) are kept.
+    pub async fn remove(&self, name: &str, in_use: &(dyn Fn() -> HashSet<Digest> + Sync)) -> Result<(), ImageError> {
         let name = parse_name(name)?;
         {
             let _naming = self.naming.lock().await;
@@ -372,19 +381,21 @@ impl ImageManager {
             };
             self.metadata.delete(store::IMAGES, image.id.as_str())?;
         }
+        crash_point::hit("image_remove.after_record");
         self.collect_garbage(in_use).await
     }
 
-    /// Deletes blobs and unpacked layers that no image (and, for layers, nothing in
-    /// `in_use`) refers to.
-    pub async fn collect_garbage(&self, in_use: &HashSet<Digest>) -> Result<(), ImageError> {
+    /// Deletes blobs and unpacked layers that no image (and, for layers, nothing `in_use`
+    /// lists once no pull or [`lease`](Self::lease) is under way) refers to.
+    pub async fn collect_garbage(&self, in_use: &(dyn Fn() -> HashSet<Digest> + Sync)) -> Result<(), ImageError> {
         let _exclusive = self.collection.write().await;
+        let in_use = in_use();
         let images = self.list()?;
         let blobs: HashSet<&Digest> = images.iter().flat_map(ImageRecord::blobs).collect();
         let layers: HashSet<&Digest> = images
             .iter()
             .flat_map(|i| i.layers.iter().map(|l| &l.diff_id))
-            .chain(in_use)
+            .chain(&in_use)
             .collect();
         for blob in self.content.list()? {
             if !blobs.contains(&blob) {
@@ -522,6 +533,43 @@ mod tests {
             assert_eq!(parse_name(&input).expect(desc), expected, "{desc}");
         }
         assert!(parse_name("Upper/Case").is_err());
+    }
+
+    /// A container creation holds a lease from the image lookup until its record is
+    /// written; a collection asks which layers are in use only once no lease is held, so it
+    /// cannot delete the layers of a container that was being created when it began.
+    #[tokio::test]
+    async fn collection_asks_what_is_in_use_only_after_the_leases_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("metadata.db")).expect("store"));
+        let images = Arc::new(
+            ImageManager::open(
+                &dir.path().join("images"),
+                RegistryClient::new(crate::image::hosts::RegistryHosts::none()),
+                store,
+            )
+            .expect("images"),
+        );
+        let lease = images.lease().await;
+        let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let collection = tokio::spawn({
+            let (images, asked) = (images.clone(), asked.clone());
+            async move {
+                let in_use = move || {
+                    asked.store(true, std::sync::atomic::Ordering::SeqCst);
+                    HashSet::new()
+                };
+                images.collect_garbage(&in_use).await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            !asked.load(std::sync::atomic::Ordering::SeqCst),
+            "in use was asked while a creation held its lease"
+        );
+        drop(lease);
+        collection.await.expect("join").expect("collection");
+        assert!(asked.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[test]

@@ -229,6 +229,9 @@ fn civil_from_days(days: i64) -> (i128, u32, u32) {
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use std::time::Duration;
 

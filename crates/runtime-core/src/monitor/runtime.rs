@@ -1,7 +1,7 @@
 //! Today's [`OciRuntime`]: runc, each container created by a monitor of its own, which
 //! holds its stdio and records its exit.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{MonitorConfig, start};
@@ -51,6 +51,10 @@ impl OciRuntime for MonitoredRunc {
         self.runc.knows(id)
     }
 
+    fn state<'a>(&'a self, id: &'a str) -> Call<'a, Option<crate::oci::runc::ContainerState>> {
+        Box::pin(async move { Ok(self.runc.state(id).await?) })
+    }
+
     fn kill<'a>(&'a self, id: &'a str, signal: i32, all: bool) -> Call<'a, ()> {
         Box::pin(async move { Ok(self.runc.kill(id, signal, all).await?) })
     }
@@ -69,5 +73,9 @@ impl OciRuntime for MonitoredRunc {
 
     fn interactive(&self) -> Option<&Runc> {
         Some(&self.runc)
+    }
+
+    fn checkpoint<'a>(&'a self, id: &'a str, image_dir: &'a Path, work_dir: &'a Path) -> Call<'a, ()> {
+        Box::pin(async move { Ok(self.runc.checkpoint(id, image_dir, work_dir).await?) })
     }
 }

@@ -7,7 +7,7 @@
 pub mod runc;
 pub mod spec;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -60,6 +60,9 @@ pub trait OciRuntime: std::fmt::Debug + Send + Sync {
     /// Whether the runtime still has state for container `id`.
     fn knows(&self, id: &str) -> bool;
 
+    /// What the runtime says of container `id` (`runc state`): `None` if it does not know it.
+    fn state<'a>(&'a self, id: &'a str) -> Call<'a, Option<runc::ContainerState>>;
+
     /// Sends `signal` to the container's init, or to all its processes.
     fn kill<'a>(&'a self, id: &'a str, signal: i32, all: bool) -> Call<'a, ()>;
 
@@ -76,4 +79,7 @@ pub trait OciRuntime: std::fmt::Debug + Send + Sync {
     /// The runc-compatible command line behind the runtime, which interactive exec
     /// sessions drive themselves (a terminal over a console socket); `None` if it has none.
     fn interactive(&self) -> Option<&Runc>;
+
+    /// Dumps running container `id` with CRIU into `image_dir`, leaving it running.
+    fn checkpoint<'a>(&'a self, id: &'a str, image_dir: &'a Path, work_dir: &'a Path) -> Call<'a, ()>;
 }

@@ -284,6 +284,15 @@ impl Runc {
         self.check("update", id, &output)
     }
 
+    /// `runc checkpoint --leave-running`: CRIU dumps the running container's processes
+    /// into `image_dir` (using `work_dir` for its logs); the container keeps running.
+    pub async fn checkpoint(&self, id: &str, image_dir: &Path, work_dir: &Path) -> Result<(), RuncError> {
+        let (image, work) = (image_dir.to_string_lossy(), work_dir.to_string_lossy());
+        let args = ["--leave-running", "--image-path", &*image, "--work-path", &*work];
+        let output = self.run("checkpoint", "", &[&args[..], &[id]].concat(), None).await?;
+        self.check("checkpoint", id, &output)
+    }
+
     /// `runc list`: every container runc knows, as (id, status, init pid).
     pub async fn list(&self) -> Result<Vec<(String, String, u32)>, RuncError> {
         #[derive(Deserialize)]

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cri_api::v1::{CreateContainerRequest, CreateContainerResponse, NamespaceMode};
+use cri_api::v1::{ContainerEventType, CreateContainerRequest, CreateContainerResponse, NamespaceMode};
 
 use super::sandbox_run::namespace_mode;
 use super::{Pods, PodsError, now_nanos};
@@ -50,6 +50,9 @@ impl Pods {
         if sandbox.status.state != SandboxState::Ready {
             return Err(PodsError::wrong_state(format!("sandbox {} is not ready", sandbox.id)));
         }
+        // Until the container is recorded, its layers are only the image's: the lease keeps
+        // an image removal from collecting them meanwhile.
+        let lease = self.images.lease().await;
         let image = self
             .images
             .find(&image_name)
@@ -84,6 +87,8 @@ impl Pods {
         };
         let _busy = self.busy.lock(id.clone()).await;
         self.registry.add_container(record.clone())?;
+        drop(lease);
+        crash_point::hit("container_create.after_record");
         let layers: Vec<PathBuf> = record.layers.iter().map(|d| self.images.layer_dir(d)).collect();
         let prepared = self.prepare_bundle(&record, &sandbox, &image_config, &layers);
         if let Err(status) = prepared {
@@ -93,6 +98,8 @@ impl Pods {
             let _ = self.registry.remove_container(&id);
             return Err(status);
         }
+        crash_point::hit("container_create.after_config");
+        self.announce(ContainerEventType::ContainerCreatedEvent, &record);
         Ok(CreateContainerResponse { container_id: id })
     }
 
@@ -109,6 +116,7 @@ impl Pods {
         self.rootfs
             .mount(&rootfs, layers, idmapped_root(sandbox).as_ref())
             .map_err(|e| PodsError::failed("mounting the rootfs", e))?;
+        crash_point::hit("container_create.after_rootfs");
         let cgroups_path = cgroups_path(sandbox, &record.id);
         let target_pid = |target_id: &str| {
             let target = self
@@ -161,7 +169,10 @@ impl Pods {
                 .map_err(|e| PodsError::wrong_state(format!("id-mapping the container's mounts: {e}")))?;
         }
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| PodsError::failed("encoding the OCI spec", e))?;
-        std::fs::write(record.bundle.join("config.json"), json).map_err(|e| PodsError::failed("writing config.json", e))
+        // Synced and renamed into place: reconcile takes a bundle with a config.json as
+        // fully created.
+        crate::atomic_file::write_atomically(&record.bundle.join("config.json"), &json, 0o644)
+            .map_err(|e| PodsError::failed("writing config.json", e))
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cri_api::v1::{RemoveContainerRequest, RemoveContainerResponse};
+use cri_api::v1::{ContainerEventType, RemoveContainerRequest, RemoveContainerResponse};
 
 use super::{Pods, PodsError};
 use crate::state::StateError;
@@ -43,6 +43,7 @@ impl Pods {
                 .await
                 .map_err(|e| PodsError::failed("deleting the container from runc", e))?;
         }
+        crash_point::hit("container_remove.after_runc_delete");
         // The rootfs and any id-mapped mounts come down before anything moves; then each
         // directory leaves its place with one rename, and its files (an unlink each, which
         // waits on the filesystem's journal when the disk is busy) are deleted in the
@@ -56,6 +57,7 @@ impl Pods {
                 .map_err(|e| PodsError::failed("removing container files", e))?;
             aside.extend(moved);
         }
+        crash_point::hit("container_remove.after_set_aside");
         if !aside.is_empty() {
             let rootfs = Arc::clone(&self.rootfs);
             tokio::task::spawn_blocking(move || {
@@ -66,6 +68,9 @@ impl Pods {
                 }
             });
         }
-        self.registry.remove_container(id).map_err(PodsError::from)
+        self.registry.remove_container(id)?;
+        crash_point::hit("container_remove.after_record");
+        self.announce(ContainerEventType::ContainerDeletedEvent, &container);
+        Ok(())
     }
 }

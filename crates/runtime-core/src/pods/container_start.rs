@@ -1,7 +1,7 @@
 //! StartContainer: the OCI runtime creates the container (runc, under a monitor process),
 //! then starts it.
 
-use cri_api::v1::{StartContainerRequest, StartContainerResponse};
+use cri_api::v1::{ContainerEventType, StartContainerRequest, StartContainerResponse};
 
 use super::{Pods, PodsError, now_nanos};
 use crate::oci::Creation;
@@ -34,25 +34,31 @@ impl Pods {
         };
         let started = async {
             let pid = runtime.create(&creation).await.map_err(|e| e.to_string())?;
+            crash_point::hit("container_start.after_create");
             // Taken before `runc start`, so a process that exits at once still finishes after
             // it started.
             let started_at = now_nanos();
             runtime.start(&container.id).await.map_err(|e| e.to_string())?;
+            crash_point::hit("container_start.after_start");
             Ok::<_, String>((pid, started_at))
         }
         .await;
         match started {
             Ok((pid, started_at)) => {
-                self.registry.update_container(&container.id, |c| {
+                let started = self.registry.update_container(&container.id, |c| {
                     c.status.started(pid, started_at);
                 })?;
+                self.announce(ContainerEventType::ContainerStartedEvent, &started);
+                self.watch_exit(&started);
                 Ok(StartContainerResponse {})
             }
             Err(message) => {
                 let _ = runtime.delete(&container.id, true).await;
-                let _ = self.registry.update_container(&container.id, |c| {
+                if let Ok(failed) = self.registry.update_container(&container.id, |c| {
                     c.status.start_failed(message.clone(), now_nanos());
-                });
+                }) {
+                    self.announce(ContainerEventType::ContainerStoppedEvent, &failed);
+                }
                 Err(PodsError::failed("starting the container", message))
             }
         }

@@ -1,19 +1,28 @@
 //! What the container verbs share: a container's record brought up to date with its
 //! monitor, and the record of a container that must be running.
 
+use cri_api::v1::ContainerEventType;
+
 use super::{Pods, PodsError};
 use crate::monitor;
 use crate::state::container::ContainerRecord;
 
 impl Pods {
-    /// Writes a monitor's exit record into the container's status.
+    /// Writes a monitor's exit record into the status of a running container, and
+    /// announces the exit; a container recorded as not running already is left as it is
+    /// (two callers may find the same exit).
     pub(super) fn record_exit(&self, container: &ContainerRecord, exit: monitor::ExitRecord) -> Result<(), PodsError> {
-        self.registry
-            .update_container(&container.id, |c| {
-                c.status.exited(exit.exit_code, exit.finished_at_nanos, exit.oom_killed)
-            })
-            .map(drop)
-            .map_err(PodsError::from)
+        let mut recorded = false;
+        let container = self.registry.update_container(&container.id, |c| {
+            if c.status.is_running() {
+                c.status.exited(exit.exit_code, exit.finished_at_nanos, exit.oom_killed);
+                recorded = true;
+            }
+        })?;
+        if recorded {
+            self.announce(ContainerEventType::ContainerStoppedEvent, &container);
+        }
+        Ok(())
     }
 
     /// The record of a container that must be running (FailedPrecondition otherwise),

@@ -16,6 +16,7 @@
 //! behind all four that fails at a chosen step, and check that RunPodSandbox,
 //! CreateContainer and StartContainer undo what they did, in reverse.
 
+mod container_checkpoint;
 mod container_create;
 mod container_execsync;
 mod container_list;
@@ -28,6 +29,8 @@ mod container_stop;
 mod container_update_resources;
 mod containers;
 mod error;
+mod events;
+mod exit_watch;
 mod metrics;
 mod reconcile;
 mod sandbox_list;
@@ -53,6 +56,8 @@ use crate::sandbox::network::PodNetwork;
 use crate::state::Registry;
 
 pub use error::PodsError;
+pub use events::{ContainerEventSubscription, DEFAULT_EVENTS_BUFFER, SubscriptionEnded};
+pub use exit_watch::ExitWatching;
 pub use stream_targets::AttachTarget;
 
 /// Where the runtime keeps sandbox and container files.
@@ -83,6 +88,10 @@ pub struct Pods {
     busy: KeyedLocks<String>,
     /// What stats calls keep between calls.
     usage: container_stats::UsageSources,
+    /// The subscribers of container events.
+    events: events::ContainerEvents,
+    /// The inotify watches on running containers' exits; `None` without inotify.
+    exits: Option<exit_watch::ExitWatcher>,
 }
 
 impl Pods {
@@ -101,6 +110,10 @@ impl Pods {
             log_max_line: parts.log_max_line,
             busy: KeyedLocks::default(),
             usage: container_stats::UsageSources::default(),
+            events: events::ContainerEvents::new(parts.events_buffer),
+            exits: exit_watch::ExitWatcher::new()
+                .inspect_err(|error| tracing::warn!(%error, "no inotify: container exits are found by calls only"))
+                .ok(),
         }
     }
 
@@ -156,6 +169,8 @@ pub struct PodsParts {
     pub dirs: Dirs,
     /// The longest line of a log record.
     pub log_max_line: usize,
+    /// How many container events each subscriber may fall behind before it is dropped.
+    pub events_buffer: usize,
 }
 
 /// Now, in nanoseconds since the epoch (the CRI's timestamps).

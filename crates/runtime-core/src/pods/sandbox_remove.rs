@@ -29,6 +29,7 @@ impl Pods {
         for container in self.registry.containers_of(&id) {
             self.remove_container_files(&container.id).await?;
         }
+        crash_point::hit("sandbox_remove.after_containers");
         let sandbox = self.registry.sandbox(&id)?;
         match std::fs::remove_dir_all(&sandbox.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -36,7 +37,9 @@ impl Pods {
             }
             _ => {}
         }
+        crash_point::hit("sandbox_remove.after_dir");
         self.registry.remove_sandbox(&id)?;
+        crash_point::hit("sandbox_remove.after_record");
         Ok(RemovePodSandboxResponse {})
     }
 }

@@ -35,6 +35,7 @@ impl Pods {
         // The record goes first: it reserves the name, and a crash from here on leaves
         // something reconcile can find and clean up.
         self.registry.add_sandbox(record.clone())?;
+        crash_point::hit("sandbox_run.after_record");
         match self.set_up_sandbox(&record, &dir).await {
             Ok(()) => Ok(RunPodSandboxResponse { pod_sandbox_id: id }),
             Err(status) => {
@@ -62,6 +63,7 @@ impl Pods {
             | namespaces::NamespaceError::UserWithHostNamespaces => PodsError::invalid(e.to_string()),
             e => PodsError::failed("pinning the pod's namespaces", e),
         })?;
+        crash_point::hit("sandbox_run.after_pin");
         self.registry.update_sandbox(&record.id, |r| {
             r.netns = pinned.network.clone();
             r.ipc_ns = Some(pinned.ipc.clone());
@@ -72,6 +74,7 @@ impl Pods {
             let holder = pid_holder::start(&self.monitor_binary, dir, pinned.user.as_deref())
                 .await
                 .map_err(|e| PodsError::failed("starting the pod's PID namespace", e))?;
+            crash_point::hit("sandbox_run.after_pid_holder");
             self.registry
                 .update_sandbox(&record.id, |r| r.pid_holder = Some(holder))?;
         }
@@ -89,12 +92,14 @@ impl Pods {
                 .setup(&attachment)
                 .await
                 .map_err(|e| PodsError::failed("attaching the pod network", e))?;
+            crash_point::hit("sandbox_run.after_network");
             self.registry
                 .update_sandbox(&record.id, |r| r.status.network_attached = true)?;
             ips = network.ips;
         }
         files::write_hosts(&dir.join("hosts"), &config.hostname, ips.first().copied())
             .map_err(|e| PodsError::failed("writing hosts", e))?;
+        crash_point::hit("sandbox_run.before_ready");
         self.registry.update_sandbox(&record.id, |r| {
             r.status.state = SandboxState::Ready;
             r.status.ip = ips.first().map(ToString::to_string);

@@ -43,7 +43,7 @@ pub(super) fn cri_state(state: SandboxState) -> PodSandboxState {
     }
 }
 
-fn to_cri(sandbox: &SandboxRecord) -> PodSandboxStatus {
+pub(super) fn to_cri(sandbox: &SandboxRecord) -> PodSandboxStatus {
     let config = &sandbox.config;
     let namespace_options = config.namespace_options().cloned();
     PodSandboxStatus {

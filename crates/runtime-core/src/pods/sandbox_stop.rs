@@ -30,6 +30,7 @@ impl Pods {
         for container in self.registry.containers_of(&id) {
             self.stop_container_process(&container.id, Duration::ZERO).await?;
         }
+        crash_point::hit("sandbox_stop.after_containers");
         self.tear_down_sandbox(&id).await;
         let sandbox = self.registry.sandbox(&id)?;
         if sandbox.status.network_attached {
@@ -51,6 +52,7 @@ impl Pods {
         if let Some(netns) = &sandbox.netns {
             match self.network.teardown(&attachment(id, netns, &sandbox.config)).await {
                 Ok(()) => {
+                    crash_point::hit("sandbox_stop.after_network");
                     let _ = self.registry.update_sandbox(id, |r| r.status.network_attached = false);
                 }
                 Err(error) => tracing::warn!(%error, "CNI DEL failed"),
@@ -64,10 +66,17 @@ impl Pods {
                 Err(error) => tracing::warn!(%error, "stopping the pod's PID namespace failed"),
             }
         }
+        // A holder started but not recorded before a crash is found by its directory.
+        for pid in pid_holder::holders_of(&sandbox.dir) {
+            if let Err(error) = pid_holder::stop(pid, &sandbox.dir).await {
+                tracing::warn!(%error, pid, "stopping an unrecorded PID namespace holder failed");
+            }
+        }
         // Every file pin may have made, whatever the record got to say before a failure.
         if let Err(error) = self.namespaces.unpin(&PinnedNamespaces::all_in(&sandbox.dir)).await {
             tracing::warn!(%error, "releasing the pod's namespaces failed");
         }
+        crash_point::hit("sandbox_stop.before_not_ready");
         let _ = self
             .registry
             .update_sandbox(id, |r| r.status.state = SandboxState::NotReady);

@@ -193,6 +193,10 @@ impl OciRuntime for Host {
         false
     }
 
+    fn state<'a>(&'a self, _: &'a str) -> Call<'a, Option<crate::oci::runc::ContainerState>> {
+        Box::pin(async move { Ok(None) })
+    }
+
     fn kill<'a>(&'a self, id: &'a str, _: i32, _: bool) -> Call<'a, ()> {
         Box::pin(async move { Err(self.unexpected(Step::Kill, id)) })
     }
@@ -214,6 +218,10 @@ impl OciRuntime for Host {
 
     fn interactive(&self) -> Option<&Runc> {
         None
+    }
+
+    fn checkpoint<'a>(&'a self, _: &'a str, _: &'a Path, _: &'a Path) -> Call<'a, ()> {
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -261,6 +269,7 @@ fn pods(dir: &Path, host: &Arc<Host>) -> Pods {
         monitor_binary: PathBuf::from("/nonexistent/runtime-core-monitor"),
         dirs,
         log_max_line: 0,
+        events_buffer: 16,
     })
 }
 
@@ -532,4 +541,28 @@ async fn create_container_without_a_failure_leaves_a_created_container_with_its_
         matches!(error, PodsError::State(StateError::NameReserved { .. })),
         "{error}"
     );
+}
+
+/// config.json is written whole (synced, then renamed), but a bundle whose config.json a
+/// power cut tore on an older write must not pass for created: reconcile removes it.
+#[tokio::test]
+async fn reconcile_removes_a_container_whose_config_json_is_torn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::failing_at(None);
+    let pods = pods(dir.path(), &host);
+    let sandbox_id = run_pod_sandbox(&pods).await.expect("sandbox");
+    let id = create_container(&pods, &sandbox_id, Vec::new())
+        .await
+        .expect("container");
+    pods.reconcile().await;
+    let container = pods.registry.container(&id).expect("a whole container stays");
+    let config = container.bundle.join("config.json");
+    let whole = std::fs::read(&config).expect("config.json");
+    std::fs::write(&config, &whole[..whole.len() / 2]).expect("tear config.json");
+    pods.reconcile().await;
+    assert!(
+        pods.registry.container(&id).is_err(),
+        "the torn container's record is gone"
+    );
+    assert!(!container.bundle.exists(), "its bundle is gone");
 }

@@ -677,6 +677,9 @@ pub fn is_pinned(path: &Path) -> bool {
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

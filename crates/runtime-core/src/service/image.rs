@@ -173,7 +173,7 @@ impl ImageService for ImageServiceImpl {
         let image = requested_image(request.image.as_ref())?;
         // The CRI requires removal to succeed when the image is already gone.
         self.images
-            .remove(image, &(self.layers_in_use)())
+            .remove(image, &*self.layers_in_use)
             .await
             .map_err(to_status)?;
         Ok(Response::new(RemoveImageResponse {}))

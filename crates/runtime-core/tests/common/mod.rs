@@ -9,18 +9,20 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use anyhow::{Context, ensure};
+use anyhow::{Context, bail, ensure};
 use cri_client::Client;
 use cri_client::v1::{
     ContainerConfig, ContainerState, ContainerStatus, LinuxContainerConfig, LinuxContainerSecurityContext,
     LinuxPodSandboxConfig, LinuxSandboxSecurityContext, PodSandboxConfig,
 };
 use test_harness::pods::{self, eventually};
-use test_harness::{Registry, RuntimeCore, RuntimeCoreOptions, TestImages};
+use test_harness::{Registry, RuntimeCore, RuntimeCoreOptions, TestImages, host, process};
 
 /// The Kubernetes namespace of every test pod.
 pub(crate) const NAMESPACE: &str = "runtime-core-test";
@@ -52,13 +54,17 @@ impl Env {
     /// Starts the registry, pushes the test images, starts runtime-core on `bridge` and
     /// `subnet` with [`LOG_MAX_LINE`], connects and pulls busybox.
     pub(crate) fn setup(bridge: &str, subnet: &str) -> anyhow::Result<Env> {
+        Env::setup_with(RuntimeCoreOptions {
+            log_max_line: Some(LOG_MAX_LINE),
+            ..RuntimeCoreOptions::with_network(bridge, subnet)
+        })
+    }
+
+    /// [`Env::setup`] with the daemon's options given whole.
+    pub(crate) fn setup_with(options: RuntimeCoreOptions) -> anyhow::Result<Env> {
         test_harness::require_tools(&["docker-registry", "busybox"])?;
         let registry = Registry::start()?;
         let images = test_harness::push_test_images(&registry)?;
-        let options = RuntimeCoreOptions {
-            log_max_line: Some(LOG_MAX_LINE),
-            ..RuntimeCoreOptions::with_network(bridge, subnet)
-        };
         let runtime = RuntimeCore::start(env!("CARGO_BIN_EXE_runtime-core").as_ref(), &registry, options)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -251,4 +257,83 @@ pub(crate) fn expect_code<T: std::fmt::Debug>(
         Err(err) => anyhow::bail!("{call}: want {code:?}, got {err}"),
         Ok(value) => anyhow::bail!("{call}: want {code:?}, got success: {value:?}"),
     }
+}
+
+/// Where containers of pods without a cgroup parent get their cgroups.
+const DEFAULT_CGROUP_PARENT: &str = "runtime-core";
+
+/// Checks that the runtime holds nothing any more: no mounts under its root and state,
+/// no sandbox directories, no IP reservations, no monitor or container processes (nor
+/// any process whose command line has one of `scripts`), no containers in runc, and no
+/// cgroup of `containers` in any hierarchy.
+pub(crate) fn nothing_is_left(runtime: &RuntimeCore, containers: &[&str], scripts: &[&str]) -> anyhow::Result<()> {
+    let hierarchies: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let cgroups: Vec<_> = containers
+        .iter()
+        .flat_map(|id| hierarchies.iter().map(move |h| h.join(DEFAULT_CGROUP_PARENT).join(id)))
+        .filter(|path| path.exists())
+        .collect();
+    ensure!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+    for dir in [runtime.root_dir(), runtime.state_dir()] {
+        let mounts = host::mounts_under(dir)?;
+        ensure!(mounts.is_empty(), "mounts left under {}: {mounts:?}", dir.display());
+    }
+    let sandboxes = runtime.state_dir().join("sandboxes");
+    let entries: Vec<_> = match std::fs::read_dir(&sandboxes) {
+        Ok(entries) => entries.flatten().map(|e| e.file_name()).collect(),
+        Err(_) => Vec::new(),
+    };
+    ensure!(entries.is_empty(), "left in {}: {entries:?}", sandboxes.display());
+    let reservations = ip_reservations(runtime.ipam_dir());
+    ensure!(reservations.is_empty(), "IP reservations left: {reservations:?}");
+
+    let needle = format!("{}/", runtime.dir().display());
+    let daemon = runtime.pid();
+    let processes: Vec<String> = process::pids_with_cmdline_containing(&needle)
+        .into_iter()
+        .chain(
+            scripts
+                .iter()
+                .flat_map(|script| process::pids_with_cmdline_containing(script)),
+        )
+        .filter(|&pid| Some(pid) != daemon)
+        .map(|pid| format!("{pid}: {}", process::cmdline(pid)))
+        .collect();
+    ensure!(processes.is_empty(), "processes left: {processes:?}");
+
+    let root = runtime.runc_handler_root();
+    let runc = Command::new("runc")
+        .arg("--root")
+        .arg(&root)
+        .args(["list", "--quiet"])
+        .output()
+        .context("running runc list")?;
+    if !runc.status.success() {
+        bail!(
+            "runc --root {} list: {}",
+            root.display(),
+            String::from_utf8_lossy(&runc.stderr)
+        );
+    }
+    let ids = String::from_utf8_lossy(&runc.stdout);
+    ensure!(ids.trim().is_empty(), "runc still knows containers: {ids}");
+    Ok(())
+}
+
+/// The files host-local keeps per reserved address (named after the address), anywhere
+/// under its data directory.
+pub(crate) fn ip_reservations(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(ip_reservations(&path));
+        } else if entry.file_name().to_string_lossy().parse::<IpAddr>().is_ok() {
+            found.push(path.display().to_string());
+        }
+    }
+    found
 }

@@ -185,6 +185,10 @@ struct Env {
     // Dropped in this order: the node, then its runtime (containerd stops the pods the
     // node left), the control plane and the registry.
     node: RwLock<KubeletLite>,
+    /// The node's log file (the same across restarts), read by [`Env::diagnostics`]
+    /// without the lock: a test that fails holds a read guard, and taking another while
+    /// the restart test waits to write would deadlock.
+    node_log: PathBuf,
     containerd: Option<Containerd>,
     control_plane: ControlPlane,
     images: TestImages,
@@ -233,6 +237,7 @@ impl Env {
         Ok(Env {
             runtime,
             site,
+            node_log: node.log_file().to_path_buf(),
             node: RwLock::new(node),
             containerd,
             control_plane,
@@ -271,7 +276,7 @@ impl Env {
         let describe = self
             .kubectl(&["get", "pod", pod, "-o", "yaml"])
             .unwrap_or_else(|err| format!("{err:#}"));
-        let log = self.node.read().map(|node| node.log_tail(60)).unwrap_or_default();
+        let log = test_harness::tail_from(&self.node_log, 0, 60);
         let runtime_log = self
             .containerd
             .as_ref()
@@ -319,6 +324,37 @@ fn container_output_of(pod: &str, uid: &str, container: &str) -> anyhow::Result<
         text.push_str(&std::fs::read_to_string(&file).unwrap_or_default());
     }
     Ok(text)
+}
+
+/// The log file of a pod's first container run, opened while the pod runs: kubelet-lite
+/// removes a pod's logs as a step of its termination, possibly between two looks of a
+/// test, and an open handle still reads the removed file to its end.
+struct HeldLog {
+    file: std::fs::File,
+    text: String,
+}
+
+impl HeldLog {
+    /// Opens `0.log` of container `container` of pod `pod` (UID `uid`).
+    fn open(pod: &str, uid: &str, container: &str) -> anyhow::Result<HeldLog> {
+        let path = PathBuf::from("/var/log/pods")
+            .join(format!("default_{pod}_{uid}"))
+            .join(container)
+            .join("0.log");
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(HeldLog {
+            file,
+            text: String::new(),
+        })
+    }
+
+    /// Everything written to the file so far.
+    fn read(&mut self) -> anyhow::Result<&str> {
+        let mut more = Vec::new();
+        std::io::Read::read_to_end(&mut self.file, &mut more).context("reading a held log")?;
+        self.text.push_str(&String::from_utf8_lossy(&more));
+        Ok(&self.text)
+    }
 }
 
 /// A single-container pod running `script` in busybox, with a short grace period.
@@ -612,11 +648,12 @@ fn kubectl_delete_terminates_gracefully_and_the_pod_goes(env: &Env) -> anyhow::R
         Ok(env.container_output(pod, "main")?.contains("started").then_some(()))
     })?;
     let uid = env.pod_field(pod, ".metadata.uid")?;
+    let mut log = HeldLog::open(pod, &uid, "main")?;
     let deleting = Instant::now();
     env.kubectl(&["delete", "pod", pod, "--wait=false"])?;
     let output = eventually(Duration::from_secs(30), || {
-        let text = container_output_of(pod, &uid, "main").unwrap_or_default();
-        Ok((text.contains("prestop ran") && text.contains("got SIGTERM")).then_some(text))
+        let text = log.read()?;
+        Ok((text.contains("prestop ran") && text.contains("got SIGTERM")).then(|| text.to_owned()))
     })
     .with_context(|| env.diagnostics(pod))?;
     let prestop = output.find("prestop ran").unwrap_or_default();
@@ -653,9 +690,10 @@ fn an_http_pre_stop_hook_reaches_the_container(env: &Env) -> anyhow::Result<()> 
     let uid = env.pod_field(pod, ".metadata.uid")?;
     // Give httpd a moment to listen: the hook is sent once.
     std::thread::sleep(Duration::from_secs(1));
+    let mut log = HeldLog::open(pod, &uid, "main")?;
     env.kubectl(&["delete", "pod", pod, "--wait=false"])?;
     eventually(Duration::from_secs(30), || {
-        let text = container_output_of(pod, &uid, "main").unwrap_or_default();
+        let text = log.read()?;
         Ok((text.contains("url:/prestop") && text.contains("response:200")).then_some(()))
     })
     .with_context(|| env.diagnostics(pod))?;

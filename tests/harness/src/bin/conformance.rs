@@ -11,6 +11,8 @@
 //!
 //! Options: `--node kubelet-lite|kubelet-lite-containerd|kubelet` (default kubelet-lite),
 //! `--kubelet-lite BINARY`, `--nodes N` (parallel ginkgo nodes, default 4), `--skip-slow`,
+//! `--skip-machine-limits` (the specs no node passes on this kind of machine, listed with
+//! their reasons in `test_harness::conformance::MACHINE_LIMITS`),
 //! `--focus REGEX`, `--timeout MINUTES` (default 120), `--output DIR` (default /tmp: the
 //! summary goes to `conformance-NODE.txt`, ginkgo's output to `conformance-NODE.log`, the
 //! JUnit reports to `conformance-NODE-junit/`). Exits 0 when every selected spec passed.
@@ -21,45 +23,40 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use test_harness::cli::Flags;
 use test_harness::conformance::{self, NodeKind, RunOptions, Suite};
 use test_harness::scratch::ScratchDir;
 use test_harness::{ControlPlane, Registry};
 
 const USAGE: &str = "usage: conformance [--node kubelet-lite|kubelet-lite-containerd|kubelet] \
-[--kubelet-lite BINARY] [--nodes N] [--skip-slow] [--focus REGEX] [--timeout MINUTES] [--output DIR]";
+[--kubelet-lite BINARY] [--nodes N] [--skip-slow] [--skip-machine-limits] [--focus REGEX] [--timeout MINUTES] [--output DIR]";
 
 struct Args {
     node: NodeKind,
     kubelet_lite: Option<PathBuf>,
     parallel: u32,
     skip_slow: bool,
+    skip_machine_limits: bool,
     focus: Option<String>,
     timeout: Duration,
     output: PathBuf,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
+fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut parsed = Args {
         node: NodeKind::KubeletLite,
         kubelet_lite: None,
         parallel: 4,
         skip_slow: false,
+        skip_machine_limits: false,
         focus: None,
         timeout: Duration::from_secs(120 * 60),
         output: PathBuf::from("/tmp"),
     };
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .with_context(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
+    let mut flags = Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
+        let mut value = || flags.value(&flag);
+        match flag.name() {
             "--node" => {
                 let name = value()?;
                 parsed.node = NodeKind::parse(&name).with_context(|| format!("unknown node {name:?}"))?;
@@ -67,6 +64,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
             "--kubelet-lite" => parsed.kubelet_lite = Some(PathBuf::from(value()?)),
             "--nodes" => parsed.parallel = value()?.parse().context("--nodes")?,
             "--skip-slow" => parsed.skip_slow = true,
+            "--skip-machine-limits" => parsed.skip_machine_limits = true,
             "--focus" => parsed.focus = Some(value()?),
             "--timeout" => parsed.timeout = Duration::from_secs(60 * value()?.parse::<u64>().context("--timeout")?),
             "--output" => parsed.output = PathBuf::from(value()?),
@@ -125,6 +123,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     let mut options = RunOptions::new(control_plane.admin_kubeconfig(), &args.output);
     options.parallel = args.parallel;
     options.skip_slow = args.skip_slow;
+    options.skip_machine_limits = args.skip_machine_limits;
     options.timeout = args.timeout;
     options.report_dir = args.output.join(format!("conformance-{name}-junit"));
     options.log_file = args.output.join(format!("conformance-{name}.log"));
@@ -142,7 +141,13 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         options.focus,
         options.skip()
     );
-    let text = report.render(&title);
+    let mut text = report.render(&title);
+    if options.skip_machine_limits {
+        text.push_str("skipped as limits of this machine:\n");
+        for (spec, reason) in conformance::MACHINE_LIMITS {
+            text.push_str(&format!("  {spec}: {reason}\n"));
+        }
+    }
     std::fs::write(&summary_file, &text).with_context(|| format!("writing {}", summary_file.display()))?;
     println!(
         "\n{text}summary in {}, ginkgo output in {}",

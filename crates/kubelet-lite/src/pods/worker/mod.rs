@@ -41,8 +41,11 @@ use crate::pods::volume_refresh::VolumeRefresh;
 use crate::pods::{admission, deadline, phase};
 use crate::spec;
 
-/// How often a settled pod is checked.
-const SETTLED_CHECK: Duration = Duration::from_secs(2);
+/// How often a settled pod is checked when nothing wakes its worker: the kubelet's
+/// `syncFrequency`. A change in the runtime wakes it at once (the PLEG, `pods/pleg.rs`),
+/// as do probe results, timers of back-offs, deadlines and volume refreshes, and changes
+/// of the pod.
+const SETTLED_CHECK: Duration = Duration::from_secs(60);
 /// How soon a pod in flux is checked again.
 const BUSY_CHECK: Duration = Duration::from_millis(300);
 /// How long a container that could not be created or started waits before the next try:
@@ -98,8 +101,10 @@ pub fn spawn(ctx: Arc<PodContext>, desired: watch::Receiver<Desired>) -> tokio::
     );
     tokio::spawn(
         async move {
-            let mut worker = Worker::new(ctx, &pod);
+            let mut worker = Worker::new(ctx.clone(), &pod);
+            ctx.pleg.register(&worker.uid, worker.notify.clone());
             worker.run(desired).await;
+            ctx.pleg.forget(&worker.uid);
         }
         .instrument(span),
     )
@@ -306,6 +311,8 @@ impl Worker {
             || self.failure.is_some()
             || self.pod_finished(&spec.containers, &policy, &instances);
         let mut busy = false;
+        // When the volumes are next refreshed, if they are kept current: a pass is due then.
+        let mut volumes_due = None;
         if !finished {
             if let Err(waiting) = self.ensure_sandbox(pod, &instances).await {
                 self.set_waiting_all(pod, &waiting);
@@ -317,6 +324,7 @@ impl Worker {
             if let (Some(objects), Some(volumes)) = (self.objects.as_mut(), self.volumes.as_mut()) {
                 let (client, node) = (self.ctx.client.as_ref(), &self.ctx.node);
                 Box::pin(self.volume_refresh.keep_current(client, pod, node, objects, volumes)).await;
+                volumes_due = self.volume_refresh.next_resync();
             }
             let sandbox_id = self.sandbox.as_ref().map(|s| s.id.clone()).unwrap_or_default();
             instances.retain(|i| i.sandbox_id == sandbox_id || !i.running());
@@ -335,6 +343,10 @@ impl Worker {
             self.report(pod, &policy, &after);
         }
         let next = if busy { BUSY_CHECK } else { self.next_check() };
+        let next = match volumes_due {
+            Some(due) => next.min(due.saturating_duration_since(Instant::now())),
+            None => next,
+        };
         let started = self.start_time.as_ref().map(|t| t.0);
         let left = deadline::remaining(spec.active_deadline_seconds, started, now().0);
         Ok(match left {
@@ -542,6 +554,7 @@ impl Worker {
             .observe_cri_call("run_podsandbox", running.elapsed(), ran.is_ok());
         let id =
             ran.map_err(|err| Waiting::new("ContainerCreating", format!("failed to create pod sandbox: {err}")))?;
+        crash_point::hit("worker.after_run_sandbox");
         let ips = sandbox_ips(&runtime, &id).await;
         tracing::info!(sandbox = %id, ?ips, "sandbox ready");
         if self.start_time.is_none() {

@@ -112,6 +112,7 @@ impl Worker {
             .await;
         metrics.observe_cri_call("create_container", creating.elapsed(), created.is_ok());
         let id = created.map_err(|err| Waiting::new("CreateContainerError", err.to_string()))?;
+        crash_point::hit("worker.after_create_container");
         let starting = Instant::now();
         let started = runtime.start_container(&id).await;
         metrics.observe_cri_call("start_container", starting.elapsed(), started.is_ok());
@@ -119,6 +120,7 @@ impl Worker {
             let _ = runtime.remove_container(&id).await;
             return Err(Waiting::new("RunContainerError", err.to_string()));
         }
+        crash_point::hit("worker.after_start_container");
         let target = HookTarget {
             runtime: &runtime,
             id: &id,
@@ -144,6 +146,7 @@ impl Worker {
             pod_ip: self.pod_ip(),
             container,
         };
-        stop_with_grace(&target, grace_of(pod)).await;
+        // A failure is logged; the next sync finds the container still running.
+        let _ = stop_with_grace(&target, grace_of(pod)).await;
     }
 }

@@ -4,9 +4,10 @@
 //! asked of the runtime (the fake's record of calls) and what it reported (the pod
 //! snapshot, which holds the status it last handed to the status manager).
 //!
-//! The worker checks a settled pod every 2 s; the tests wait for events, never for a time,
-//! with [`PATIENCE`] as the bound. To see that the worker did *not* do something, they let
-//! it look at the pod once more ([`Node::another_sync`]) and then check.
+//! The node's PLEG follows the fake's container events, so the worker hears of an exit at
+//! once; the tests wait for what should happen, never for a time, with [`PATIENCE`] as
+//! the bound. To see that the worker did *not* do something, they wake it until it has
+//! looked at the pod once more ([`Node::another_sync`]) and then check.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use tokio::task::JoinHandle;
 use super::Desired;
 use crate::metrics::Metrics;
 use crate::pods::admission::SysctlAllowlist;
-use crate::pods::{PodContext, PodSnapshot, Source, StatusManager};
+use crate::pods::{KnownPods, Pleg, PodContext, PodSnapshot, Source, StatusManager};
 use crate::spec::NodeContext;
 
 /// The longest the tests wait for anything the worker should do.
@@ -56,8 +57,14 @@ struct Worker {
 
 impl Node {
     async fn new() -> Node {
+        Node::with(|_| {}).await
+    }
+
+    /// A node whose fake runtime `prepare` set up before anything talked to it.
+    async fn with(prepare: impl FnOnce(&FakeRuntime)) -> Node {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let fake = FakeRuntime::new();
+        prepare(&fake);
         let server = fake
             .serve(dir.path().join("cri.sock"))
             .expect("the fake runtime serves");
@@ -79,7 +86,10 @@ impl Node {
             pods: PodSnapshot::default(),
             metrics: Metrics::default(),
             sysctls: SysctlAllowlist::default(),
+            known: KnownPods::default(),
+            pleg: Arc::new(Pleg::default()),
         };
+        tokio::spawn(ctx.pleg.clone().run(ctx.runtime.clone()));
         Node {
             fake,
             ctx: Arc::new(ctx),
@@ -134,7 +144,12 @@ impl Node {
     }
 
     /// Waits until `found` gives something, at most [`PATIENCE`].
-    async fn until<T>(&self, what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+    async fn until<T>(&self, what: &str, found: impl FnMut() -> Option<T>) -> T {
+        self.within(PATIENCE, what, found).await
+    }
+
+    /// Waits until `found` gives something, at most `bound`.
+    async fn within<T>(&self, bound: Duration, what: &str, mut found: impl FnMut() -> Option<T>) -> T {
         let waiting = async {
             loop {
                 if let Some(value) = found() {
@@ -143,10 +158,10 @@ impl Node {
                 tokio::time::sleep(POLL).await;
             }
         };
-        match tokio::time::timeout(PATIENCE, waiting).await {
+        match tokio::time::timeout(bound, waiting).await {
             Ok(value) => value,
             Err(_) => panic!(
-                "waited {PATIENCE:?} for {what}; the runtime received {:?} and holds {:#?}",
+                "waited {bound:?} for {what}; the runtime received {:?} and holds {:#?}",
                 self.fake.calls().iter().map(|call| call.rpc).collect::<Vec<_>>(),
                 self.fake.containers()
             ),
@@ -158,10 +173,12 @@ impl Node {
     ///
     /// Every pass of the worker lists the pod's containers once, and once more after it
     /// changed something; three listings from now include a whole pass begun after now.
+    /// (The PLEG lists too, but only when its stream of events starts.)
     async fn another_sync(&self) {
         let listings = || self.fake.calls_to(Rpc::ListContainers).len();
         let now = listings();
         self.until("the worker to look at the pod again", || {
+            self.ctx.pleg.wake_all();
             (listings() >= now + 3).then_some(())
         })
         .await;
@@ -648,6 +665,9 @@ async fn termination_stops_every_container_with_the_grace_period_then_stops_and_
     let uid = worker.uid.clone();
     node.phase(&uid, "Running").await;
     assert!(node.pod_dir(&uid).exists(), "the pod has files on the node");
+    // What the runtime writes the pod's logs into (the fake writes none).
+    let logs = node.ctx.node.pod_log_directory("default", "doomed", &uid);
+    std::fs::create_dir_all(logs.join("web")).unwrap();
     node.fake.clear_calls();
 
     worker.delete(7);
@@ -699,6 +719,7 @@ async fn termination_stops_every_container_with_the_grace_period_then_stops_and_
     );
     assert!(node.status(&uid).is_none(), "the pod is forgotten");
     assert!(!node.pod_dir(&uid).exists(), "the pod's files are removed");
+    assert!(!logs.exists(), "the pod's logs are removed");
     assert!(node.dir.path().exists());
 }
 
@@ -749,4 +770,115 @@ async fn termination_completes_when_the_runtime_says_the_pod_is_already_gone_and
         node.fake.calls_to(Rpc::StopPodSandbox).is_empty(),
         "nothing was left to stop"
     );
+}
+
+#[tokio::test]
+async fn termination_retries_a_failing_stop_pod_sandbox_until_the_sandbox_is_stopped_and_removed() {
+    let node = Node::new().await;
+    let worker = node.run(pod("stubborn", json!({"containers": [container("app")]})));
+    node.running("app", 0).await;
+    let uid = worker.uid.clone();
+    node.phase(&uid, "Running").await;
+    node.fake.clear_calls();
+
+    node.fake.inject(
+        Rpc::StopPodSandbox,
+        Fault::error(Status::unavailable("the runtime is restarting")).times(2),
+    );
+    worker.delete(1);
+    worker.finished().await;
+
+    let rpcs: Vec<Rpc> = node.fake.calls().iter().map(|call| call.rpc).collect();
+    assert_eq!(
+        node.fake.calls_to(Rpc::StopPodSandbox).len(),
+        3,
+        "tried until it worked: {rpcs:?}"
+    );
+    let last_stop = rpcs.iter().rposition(|rpc| *rpc == Rpc::StopPodSandbox).unwrap();
+    let first_remove = rpcs.iter().position(|rpc| *rpc == Rpc::RemovePodSandbox).unwrap();
+    assert!(last_stop < first_remove, "removed once stopped: {rpcs:?}");
+    assert!(node.fake.sandboxes().is_empty() && node.fake.containers().is_empty());
+    assert!(node.status(&uid).is_none());
+    assert!(!node.pod_dir(&uid).exists());
+}
+
+#[tokio::test]
+async fn termination_retries_a_failing_stop_container_and_stops_the_sandbox_only_after_it() {
+    let node = Node::new().await;
+    let spec = json!({"containers": [
+        {"name": "app", "image": IMAGE, "lifecycle": {"preStop": {"exec": {"command": ["/bin/drain"]}}}},
+    ]});
+    let worker = node.run(pod("clinging", spec));
+    let app = node.running("app", 0).await;
+    let uid = worker.uid.clone();
+    node.phase(&uid, "Running").await;
+    node.fake.clear_calls();
+
+    node.fake.inject(
+        Rpc::StopContainer,
+        Fault::error(Status::deadline_exceeded("stop timed out")).times(2),
+    );
+    worker.delete(1);
+    worker.finished().await;
+
+    let calls = node.fake.calls();
+    let rpcs: Vec<Rpc> = calls.iter().map(|call| call.rpc).collect();
+    let stops = node.fake.calls_to(Rpc::StopContainer);
+    assert_eq!(stops.len(), 3, "tried until it worked: {rpcs:?}");
+    assert!(stops.iter().all(|call| {
+        call.request::<StopContainerRequest>()
+            .is_some_and(|r| r.container_id == app)
+    }));
+    assert_eq!(
+        node.fake.calls_to(Rpc::ExecSync).len(),
+        1,
+        "the preStop hook runs once, not at each try"
+    );
+    let last_stop = rpcs.iter().rposition(|rpc| *rpc == Rpc::StopContainer).unwrap();
+    let stop_sandbox = rpcs.iter().position(|rpc| *rpc == Rpc::StopPodSandbox).unwrap();
+    assert!(
+        last_stop < stop_sandbox,
+        "the sandbox is stopped once its containers are: {rpcs:?}"
+    );
+    assert!(node.fake.sandboxes().is_empty() && node.fake.containers().is_empty());
+    assert!(node.status(&uid).is_none());
+}
+
+/// Runs a pod whose container exits with 3 once it is reported running, and returns how
+/// long the exit took to reach the pod's status (failing past `bound`).
+async fn exit_reported_within(node: &Node, bound: Duration) -> Duration {
+    let worker = node.run(pod(
+        "exits",
+        json!({"restartPolicy": "Never", "containers": [container("app")]}),
+    ));
+    node.running("app", 0).await;
+    node.status_where(&worker.uid, "app running", |status| is_running(status, "app"))
+        .await;
+    let exited = std::time::Instant::now();
+    node.exit("app", 3);
+    node.within(bound, "the exit in the pod's status", || {
+        node.status(&worker.uid)
+            .filter(|status| exit_code(status, "app") == Some(3))
+    })
+    .await;
+    exited.elapsed()
+}
+
+#[tokio::test]
+async fn an_exit_reaches_the_status_within_a_second_through_the_runtime_s_events() {
+    let node = Node::new().await;
+    exit_reported_within(&node, Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn against_a_runtime_without_events_an_exit_reaches_the_status_within_a_relist() {
+    let node = Node::with(|fake| {
+        fake.inject(
+            Rpc::GetContainerEvents,
+            Fault::error(Status::unimplemented("no events here")).always(),
+        );
+    })
+    .await;
+    // A relist period, and a pass of the worker.
+    exit_reported_within(&node, crate::pods::pleg::RELIST_PERIOD + Duration::from_secs(1)).await;
 }

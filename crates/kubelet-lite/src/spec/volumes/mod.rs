@@ -329,7 +329,7 @@ fn prepare_empty_dir(dir: &Path, medium: Option<&str>, size_limit: Option<&str>)
 }
 
 /// The mount points of this process's mount namespace.
-fn mount_points() -> Vec<PathBuf> {
+pub(crate) fn mount_points() -> Vec<PathBuf> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .map(|text| parse_mount_points(&text))
         .unwrap_or_default()

@@ -268,6 +268,9 @@ pub(crate) fn mount_sub_path(
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;

@@ -20,6 +20,8 @@ pub const OAUTH_CLIENT_ID: &str = "runtime-core";
 pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 /// A token is refreshed this long before it expires, so a request does not race its expiry.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+/// The longest a token is cached, whatever lifetime the registry gave it.
+const MAX_CACHED_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Credentials for a registry, as the kubelet passes them in a CRI `AuthConfig`.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -424,7 +426,10 @@ impl AuthCache {
             scope: scope.to_string(),
             credentials: credentials.fingerprint(),
         };
-        let expires = now + lifetime.saturating_sub(EXPIRY_MARGIN);
+        // `expires_in` is the registry's to say, up to u64::MAX seconds: past what an
+        // Instant holds, adding it would panic. A day is plenty; the token is then fetched
+        // again.
+        let expires = now + lifetime.min(MAX_CACHED_LIFETIME).saturating_sub(EXPIRY_MARGIN);
         let mut tokens = lock(&self.tokens);
         tokens.retain(|_, cached| cached.expires > now);
         tokens.insert(key, CachedToken { token, expires });
@@ -606,6 +611,24 @@ mod tests {
             let got = got.as_ref().map(|(t, l)| (t.as_str(), l.as_secs()));
             assert_eq!(got, want, "{desc}");
         }
+    }
+
+    #[test]
+    fn a_token_with_an_endless_lifetime_is_cached_for_a_day() {
+        // `"expires_in": 18446744073709551615` once overflowed the Instant (found by the
+        // www_authenticate fuzz target).
+        let response: TokenResponse =
+            serde_json::from_str(r#"{"token":"t","expires_in":18446744073709551615}"#).unwrap();
+        let (token, lifetime) = response.token_and_lifetime().unwrap();
+        let cache = AuthCache::default();
+        let now = Instant::now();
+        cache.store_token("r", "s", &Credentials::Anonymous, token, lifetime, now);
+        assert_eq!(
+            cache.token("r", "s", &Credentials::Anonymous, now).as_deref(),
+            Some("t")
+        );
+        let tomorrow = now + MAX_CACHED_LIFETIME;
+        assert_eq!(cache.token("r", "s", &Credentials::Anonymous, tomorrow), None);
     }
 
     #[test]

@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use cri_api::server::RuntimeService;
 use cri_api::v1::*;
+use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use super::status::pods_status;
-use crate::pods::{Pods, PodsError};
+use crate::pods::{Pods, PodsError, SubscriptionEnded};
 use crate::stream::StreamingServer;
 
 pub use version::{RUNTIME_API_VERSION, RUNTIME_NAME};
@@ -228,6 +229,34 @@ impl RuntimeService for RuntimeServiceImpl {
         request: Request<ListMetricDescriptorsRequest>,
     ) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
         Ok(Response::new(self.pods.list_metric_descriptors(request.into_inner())))
+    }
+
+    async fn checkpoint_container(
+        &self,
+        request: Request<CheckpointContainerRequest>,
+    ) -> Result<Response<CheckpointContainerResponse>, Status> {
+        let pods = self.pods.clone();
+        to_completion(async move { pods.checkpoint_container(request.into_inner()).await }).await
+    }
+
+    /// A stream of every container's changes from now on; it ends with ResourceExhausted
+    /// if the subscriber falls behind (it must relist and subscribe again), and without an
+    /// error when the runtime stops serving.
+    async fn get_container_events(
+        &self,
+        _: Request<GetEventsRequest>,
+    ) -> Result<Response<BoxStream<ContainerEventResponse>>, Status> {
+        let events = futures_util::stream::unfold(Some(self.pods.subscribe_container_events()), |state| async {
+            let mut subscription = state?;
+            match subscription.next().await {
+                Ok(event) => Some((Ok(event), Some(subscription))),
+                Err(ended @ SubscriptionEnded::FellBehind(_)) => {
+                    Some((Err(Status::resource_exhausted(ended.to_string())), None))
+                }
+                Err(SubscriptionEnded::Closed) => None,
+            }
+        });
+        Ok(Response::new(Box::pin(events)))
     }
 
     async fn list_pod_sandbox_metrics(
