@@ -7,13 +7,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Each step says when it starts and how long it took, so a slow run shows where.
+# Each step says when it starts, how long it took and the disk space left after it, so a
+# slow run or a full disk shows where.
 step() {
     local started=$SECONDS
     echo "==> [test.sh +${SECONDS}s] $*"
     "$@"
-    echo "<== [test.sh +${SECONDS}s] $((SECONDS - started))s: $*"
+    echo "<== [test.sh +${SECONDS}s] $((SECONDS - started))s, $(df -h --output=avail . | tail -1 | tr -d ' ') free: $*"
 }
+
+# A CI run builds each crate once from a fresh clone: incremental compilation data (a
+# third of a debug target directory) would only take disk space.
+if [[ ${CI:-} == true ]]; then
+    export CARGO_INCREMENTAL=0
+fi
 
 step scripts/install-deps.sh
 
@@ -32,6 +39,11 @@ step cargo test -p kubelet-lite --locked --features crash-points --test crash_po
 # Every fuzz target, briefly, built without optimizations (longer, optimized:
 # scripts/fuzz.sh --seconds 600 TARGET).
 step scripts/fuzz.sh --dev --seconds 10
+# The sanitizer builds of the fuzz targets are a target directory of their own, of no use
+# to the steps below: a CI run gives their space back.
+if [[ ${CI:-} == true ]]; then
+    rm -rf fuzz/target
+fi
 
 # The upstream [NodeConformance] specs against kubelet-lite on its embedded runtime,
 # without the [Slow] ones and the two no node passes on this kind of machine (the whole
