@@ -7,6 +7,7 @@
 //! registry_config_path = "/etc/runtime-core/certs.d"   # containerd-style hosts.toml dirs
 //! cni_conf_dir = "/etc/cni/net.d"
 //! cni_bin_dirs = ["/opt/cni/bin", "/usr/lib/cni"]
+//! # cni_conf_template = "/etc/runtime-core/cni.template"  # rendered with the pod CIDR
 //! log_max_line = 16384                    # longer output lines become partial (P) log records
 //! container_events_buffer = 1024          # GetContainerEvents: a subscriber this far behind is dropped
 //! default_runtime = "runc"
@@ -44,6 +45,11 @@ pub struct Config {
     pub cni_conf_dir: PathBuf,
     /// Where CNI plugin binaries are looked for, in order.
     pub cni_bin_dirs: Vec<PathBuf>,
+    /// A CNI network configuration template (containerd's `conf_template`, a Go template
+    /// of `.PodCIDR`, `.PodCIDRRanges` and `.Routes`): while `cni_conf_dir` holds no
+    /// network, UpdateRuntimeConfig renders it with the node's pod CIDRs into
+    /// `cni_conf_dir/10-runtime-core-net.conflist`. None by default.
+    pub cni_conf_template: Option<PathBuf>,
     /// The longest line a container log record holds; longer output is split into partial
     /// (`P`) records.
     pub log_max_line: usize,
@@ -106,6 +112,7 @@ impl Default for Config {
             registry_config_path: PathBuf::from("/etc/runtime-core/certs.d"),
             cni_conf_dir: PathBuf::from("/etc/cni/net.d"),
             cni_bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
+            cni_conf_template: None,
             log_max_line: 16 * 1024,
             container_events_buffer: crate::pods::DEFAULT_EVENTS_BUFFER,
             default_runtime: DEFAULT_RUNTIME.to_string(),

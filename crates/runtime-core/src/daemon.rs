@@ -125,6 +125,7 @@ impl Runtime {
             conf_dir: config.cni_conf_dir.clone(),
             bin_dirs: config.cni_bin_dirs.clone(),
             cache_dir: config.cni_cache_path(),
+            template: config.cni_conf_template.clone(),
         })?;
         let pods = Pods::new(PodsParts {
             registry: Registry::load(metadata)?,

@@ -92,6 +92,7 @@ fn setup() -> anyhow::Result<Env> {
         conf_dir,
         bin_dirs: vec![bin_dir],
         cache_dir: scratch.path().join("cni-cache"),
+        template: None,
     };
     let cni = Cni::load(cni_config.clone())?;
     if let Err(reason) = cni.network_ready() {

@@ -33,6 +33,7 @@ mod events;
 mod exit_watch;
 mod metrics;
 mod reconcile;
+mod runtime_config;
 mod sandbox_list;
 mod sandbox_remove;
 mod sandbox_run;

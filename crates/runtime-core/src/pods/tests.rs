@@ -24,7 +24,8 @@ use crate::image::records::ImageRecord;
 use crate::image::registry::RegistryClient;
 use crate::oci::runc::{ExecOutput, Runc, RuncError};
 use crate::oci::{Call, Creation, OciError, OciRuntime};
-use crate::sandbox::cni::{Attachment, CniError, NetworkStatus};
+use crate::sandbox::cni::template::PodCidrData;
+use crate::sandbox::cni::{Attachment, CniError, NetworkStatus, PodCidrOutcome};
 use crate::sandbox::namespaces::{NamespaceError, NamespacePinner, PinRequest, PinnedNamespaces};
 use crate::sandbox::network::{NetworkCall, PodNetwork};
 use crate::state::container::{ContainerRecord, ContainerState, ContainerStatus};
@@ -65,6 +66,8 @@ enum Step {
 struct Host {
     fail_at: Option<Step>,
     calls: Mutex<Vec<Step>>,
+    /// The pod CIDRs the network was given.
+    pod_cidrs: Mutex<Vec<Vec<String>>>,
 }
 
 impl Host {
@@ -72,6 +75,7 @@ impl Host {
         Arc::new(Host {
             fail_at,
             calls: Mutex::new(Vec::new()),
+            pod_cidrs: Mutex::new(Vec::new()),
         })
     }
 
@@ -146,6 +150,12 @@ impl PodNetwork for Host {
 
     fn status(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    fn set_pod_cidrs(&self, data: &PodCidrData) -> Result<PodCidrOutcome, CniError> {
+        let mut given = self.pod_cidrs.lock().unwrap_or_else(PoisonError::into_inner);
+        given.push(data.pod_cidr_ranges.clone());
+        Ok(PodCidrOutcome::NoTemplate)
     }
 }
 
@@ -565,4 +575,32 @@ async fn reconcile_removes_a_container_whose_config_json_is_torn() {
         "the torn container's record is gone"
     );
     assert!(!container.bundle.exists(), "its bundle is gone");
+}
+
+#[test]
+fn update_runtime_config_gives_the_network_checked_pod_cidrs() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::failing_at(None);
+    let pods = pods(dir.path(), &host);
+    let request = |pod_cidr: &str| cri_api::v1::UpdateRuntimeConfigRequest {
+        runtime_config: Some(cri_api::v1::RuntimeConfig {
+            network_config: Some(cri_api::v1::NetworkConfig {
+                pod_cidr: pod_cidr.into(),
+            }),
+        }),
+    };
+    pods.update_runtime_config(request(" 10.244.1.0/24, fd00:1::/64"))
+        .unwrap();
+    pods.update_runtime_config(request("")).unwrap();
+    pods.update_runtime_config(cri_api::v1::UpdateRuntimeConfigRequest::default())
+        .unwrap();
+    let err = pods
+        .update_runtime_config(request("10.244.1.0/24,10.244.2.0"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, PodsError::Invalid(m) if m.contains("\"10.244.2.0\"")),
+        "{err}"
+    );
+    let given = host.pod_cidrs.lock().unwrap().clone();
+    assert_eq!(given, vec![vec!["10.244.1.0/24".to_owned(), "fd00:1::/64".to_owned()]]);
 }

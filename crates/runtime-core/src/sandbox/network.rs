@@ -3,7 +3,8 @@
 
 use futures_util::future::BoxFuture;
 
-use super::cni::{Attachment, Cni, CniError, NetworkStatus};
+use super::cni::template::PodCidrData;
+use super::cni::{Attachment, Cni, CniError, NetworkStatus, PodCidrOutcome};
 
 /// A call to the pod network.
 pub type NetworkCall<'a, T> = BoxFuture<'a, Result<T, CniError>>;
@@ -18,6 +19,9 @@ pub trait PodNetwork: std::fmt::Debug + Send + Sync {
 
     /// Whether pods can be attached now; otherwise why not.
     fn status(&self) -> Result<(), String>;
+
+    /// Takes the node's pod CIDRs (UpdateRuntimeConfig).
+    fn set_pod_cidrs(&self, data: &PodCidrData) -> Result<PodCidrOutcome, CniError>;
 }
 
 impl PodNetwork for Cni {
@@ -31,5 +35,9 @@ impl PodNetwork for Cni {
 
     fn status(&self) -> Result<(), String> {
         self.network_ready()
+    }
+
+    fn set_pod_cidrs(&self, data: &PodCidrData) -> Result<PodCidrOutcome, CniError> {
+        Cni::set_pod_cidrs(self, data)
     }
 }

@@ -40,6 +40,7 @@ pub mod cache;
 pub mod config;
 pub mod invoke;
 pub mod result;
+pub mod template;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,10 @@ pub struct CniConfig {
     pub bin_dirs: Vec<PathBuf>,
     /// The results cache ([`cache`]); it must survive restarts of the runtime.
     pub cache_dir: PathBuf,
+    /// A network configuration template ([`template`], containerd's `conf_template`) that
+    /// [`Cni::set_pod_cidrs`] renders into the configuration directory while it holds no
+    /// network.
+    pub template: Option<PathBuf>,
 }
 
 impl Default for CniConfig {
@@ -78,6 +83,7 @@ impl Default for CniConfig {
             conf_dir: PathBuf::from("/etc/cni/net.d"),
             bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
             cache_dir: PathBuf::from("/var/lib/runtime-core/cni"),
+            template: None,
         }
     }
 }
@@ -151,12 +157,36 @@ impl NetworkStatus {
     }
 }
 
-/// What went wrong attaching or detaching a pod.
+/// The file [`Cni::set_pod_cidrs`] renders the template into (containerd's is
+/// `10-containerd-net.conflist`).
+pub const RENDERED_CONFIG: &str = "10-runtime-core-net.conflist";
+
+/// What [`Cni::set_pod_cidrs`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodCidrOutcome {
+    /// Nothing: no template is configured (another component writes the network).
+    NoTemplate,
+    /// Nothing: the network of this file is configured already.
+    AlreadyConfigured(PathBuf),
+    /// The template was rendered into this file, now the network.
+    Rendered(PathBuf),
+}
+
+/// What went wrong attaching or detaching a pod, or configuring the network.
 #[derive(Debug, thiserror::Error)]
 pub enum CniError {
     /// No usable network configuration (NetworkReady=false).
     #[error("cni network not ready: {0}")]
     NotReady(String),
+    /// The configuration template could not be read or rendered, or what it rendered
+    /// could not be written or is no usable network.
+    #[error("cni config template {path}: {message}")]
+    Template {
+        /// The template.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The attachment's fields cannot be used.
     #[error("invalid cni attachment: {0}")]
     InvalidAttachment(String),
@@ -356,6 +386,34 @@ impl Cni {
                 display_dirs(&self.config.bin_dirs)
             ))
         }
+    }
+
+    /// Takes the node's pod CIDRs (UpdateRuntimeConfig), as containerd does: without a
+    /// template, or while a network is configured, nothing changes; otherwise the template
+    /// rendered with them is written to [`RENDERED_CONFIG`] in the configuration directory
+    /// and loaded.
+    pub fn set_pod_cidrs(&self, data: &template::PodCidrData) -> Result<PodCidrOutcome, CniError> {
+        let Some(path) = &self.config.template else {
+            return Ok(PodCidrOutcome::NoTemplate);
+        };
+        if let Ok(network) = &self.current().network {
+            return Ok(PodCidrOutcome::AlreadyConfigured(network.source.clone()));
+        }
+        let failed = |message: String| CniError::Template {
+            path: path.clone(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|err| failed(format!("reading: {err}")))?;
+        let rendered = template::render(&text, data).map_err(|err| failed(err.to_string()))?;
+        let target = self.config.conf_dir.join(RENDERED_CONFIG);
+        std::fs::create_dir_all(&self.config.conf_dir)
+            .and_then(|()| crate::atomic_file::write_atomically(&target, rendered.as_bytes(), 0o644))
+            .map_err(|err| failed(format!("writing {}: {err}", target.display())))?;
+        if let Err(err) = self.reload() {
+            return Err(failed(format!("rendered into {}: {err}", target.display())));
+        }
+        info!(pod_cidrs = ?data.pod_cidr_ranges, config = %target.display(), "cni network rendered from the template");
+        Ok(PodCidrOutcome::Rendered(target))
     }
 
     /// The name of the configured network, if any.

@@ -72,6 +72,7 @@ impl Fixture {
             conf_dir: dir.path().join("net.d"),
             bin_dirs: vec![dir.path().join("empty-bin"), bin],
             cache_dir: dir.path().join("cache"),
+            template: None,
         };
         Fixture { _dir: dir, config, log }
     }
@@ -462,4 +463,87 @@ fn cri_port_mappings_without_a_host_port_are_not_mappings() {
         ..udp
     };
     assert_eq!(PortMapping::from_cri(&out_of_range), None);
+}
+
+/// A template of the fake bridge on the pod CIDRs, as containerd's documentation writes one.
+const TEMPLATE: &str = r#"{"cniVersion": "1.0.0", "name": "templated", "plugins": [
+  {"type": "fbridge", "ipam": {"type": "fpass", "ranges": [
+    {{- range $i, $range := .PodCIDRRanges}}{{if $i}}, {{end}}[{"subnet": "{{$range}}"}]{{end}}],
+    "routes": [{{range $i, $route := .Routes}}{{if $i}}, {{end}}{"dst": "{{$route}}"}{{end}}]}},
+  {"type": "fportmap", "capabilities": {"portMappings": true}}]}"#;
+
+impl Fixture {
+    /// The fixture with [`TEMPLATE`] as its configuration template.
+    fn with_template(text: &str) -> Fixture {
+        let mut fixture = Fixture::new();
+        let path = fixture._dir.path().join("cni.template");
+        fs::write(&path, text).unwrap();
+        fixture.config.template = Some(path);
+        fixture
+    }
+}
+
+fn pod_cidrs(ranges: &[&str]) -> template::PodCidrData {
+    template::PodCidrData::new(ranges.iter().map(|r| r.to_string()).collect())
+}
+
+#[test]
+fn the_template_becomes_the_network_once_the_pod_cidr_is_known_and_never_replaces_one() {
+    let fixture = Fixture::with_template(TEMPLATE);
+    let cni = fixture.cni();
+    assert!(cni.network_ready().is_err(), "no network before the pod CIDR");
+
+    let rendered = fixture.config.conf_dir.join(RENDERED_CONFIG);
+    let outcome = cni
+        .set_pod_cidrs(&pod_cidrs(&["10.244.3.0/24", "fd00:3::/64"]))
+        .unwrap();
+    assert_eq!(outcome, PodCidrOutcome::Rendered(rendered.clone()));
+    assert_eq!(cni.network_ready(), Ok(()));
+    assert_eq!(cni.network_name().as_deref(), Some("templated"));
+    let written: Value = serde_json::from_str(&fs::read_to_string(&rendered).unwrap()).unwrap();
+    assert_eq!(
+        written["plugins"][0]["ipam"],
+        json!({"type": "fpass", "ranges": [[{"subnet": "10.244.3.0/24"}], [{"subnet": "fd00:3::/64"}]],
+               "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]})
+    );
+
+    // As containerd: a configured network stays, whatever CIDR comes later.
+    let before = fs::read_to_string(&rendered).unwrap();
+    let again = cni.set_pod_cidrs(&pod_cidrs(&["10.244.9.0/24"])).unwrap();
+    assert_eq!(again, PodCidrOutcome::AlreadyConfigured(rendered.clone()));
+    assert_eq!(fs::read_to_string(&rendered).unwrap(), before);
+}
+
+#[test]
+fn a_network_written_by_someone_else_is_left_alone_and_no_template_writes_nothing() {
+    let fixture = Fixture::with_template(TEMPLATE);
+    fixture.standard_network();
+    let own = fixture.config.conf_dir.join("10-fake.conflist");
+    let outcome = fixture.cni().set_pod_cidrs(&pod_cidrs(&["10.244.3.0/24"])).unwrap();
+    assert_eq!(outcome, PodCidrOutcome::AlreadyConfigured(own));
+    assert!(!fixture.config.conf_dir.join(RENDERED_CONFIG).exists());
+
+    let plain = Fixture::new();
+    let outcome = plain.cni().set_pod_cidrs(&pod_cidrs(&["10.244.3.0/24"])).unwrap();
+    assert_eq!(outcome, PodCidrOutcome::NoTemplate);
+    assert!(!plain.config.conf_dir.join(RENDERED_CONFIG).exists());
+}
+
+#[test]
+fn a_template_that_cannot_be_rendered_or_loaded_is_an_error_naming_it() {
+    let fixture = Fixture::with_template(r#"{"subnet": "{{.PodCIDR | printf}}"}"#);
+    let err = fixture.cni().set_pod_cidrs(&pod_cidrs(&["10.244.3.0/24"])).unwrap_err();
+    assert!(
+        matches!(&err, CniError::Template { path, .. } if path.ends_with("cni.template")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("unsupported action"), "{err}");
+    assert!(!fixture.config.conf_dir.join(RENDERED_CONFIG).exists());
+
+    // Rendered, but no network list: the runtime says so instead of reporting success.
+    let fixture = Fixture::with_template(r#"{"subnet": "{{.PodCIDR}}"}"#);
+    let cni = fixture.cni();
+    let err = cni.set_pod_cidrs(&pod_cidrs(&["10.244.3.0/24"])).unwrap_err();
+    assert!(err.to_string().contains(RENDERED_CONFIG), "{err}");
+    assert!(cni.network_ready().is_err());
 }

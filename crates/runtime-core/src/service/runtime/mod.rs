@@ -77,6 +77,13 @@ impl RuntimeService for RuntimeServiceImpl {
         Ok(Response::new(version::runtime_config()))
     }
 
+    async fn update_runtime_config(
+        &self,
+        request: Request<UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<UpdateRuntimeConfigResponse>, Status> {
+        respond(self.pods.update_runtime_config(request.into_inner()))
+    }
+
     async fn run_pod_sandbox(
         &self,
         request: Request<RunPodSandboxRequest>,
