@@ -4,10 +4,12 @@
 //! - [`status`]: what this machine and the runtime say, as a `NodeStatus`;
 //! - [`register`]: creating (or adopting) the Node;
 //! - [`lease`]: renewing the Lease every 10 s;
+//! - [`pod_cidr`]: passing the Node's pod CIDRs on to the runtime;
 //! - [`run_status_loop`]: recomputing the status every `node_status_update_frequency`,
 //!   patching it when it changed and at least every 5 minutes.
 
 pub mod lease;
+pub mod pod_cidr;
 pub mod register;
 pub mod status;
 
@@ -36,15 +38,16 @@ pub enum NodeError {
 }
 
 /// Recomputes the node status every `frequency` and patches it when it changed (ignoring
-/// heartbeat times) or [`STATUS_REPORT_INTERVAL`] passed. Runs until the task is dropped.
+/// heartbeat times) or [`STATUS_REPORT_INTERVAL`] passed; before, gives the runtime the
+/// Node's pod CIDRs when they changed. Runs until the task is dropped.
 pub async fn run_status_loop(client: kube::Client, facts: NodeFacts, runtime: cri_client::Client, frequency: Duration) {
     let nodes: Api<Node> = Api::all(client);
     let mut last_sent: Option<(serde_json::Value, Instant)> = None;
+    let mut pod_cidrs = pod_cidr::PodCidrFollower::default();
     let mut ticker = tokio::time::interval(frequency);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let ready = status::runtime_ready(&runtime).await;
         let current = match nodes.get(&facts.node_name).await {
             Ok(node) => node,
             Err(err) => {
@@ -52,6 +55,9 @@ pub async fn run_status_loop(client: kube::Client, facts: NodeFacts, runtime: cr
                 continue;
             }
         };
+        // First, so that a network the runtime renders from them counts at once.
+        pod_cidrs.follow(&runtime, &current).await;
+        let ready = status::runtime_ready(&runtime).await;
         let new_status = facts.status(ready, current.status.as_ref());
         let comparable = status::without_heartbeats(&new_status);
         let due = match &last_sent {
