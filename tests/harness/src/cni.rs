@@ -56,12 +56,26 @@ impl BridgeNetwork {
 
     /// The configuration list as JSON.
     pub fn conflist(&self) -> anyhow::Result<serde_json::Value> {
+        self.conflist_on(json!([{ "subnet": self.subnet, "gateway": self.gateway()?.to_string() }]))
+    }
+
+    /// The configuration list as a CNI configuration template (containerd's
+    /// `conf_template`, runtime-core's `cni_conf_template`): the same network on the pod
+    /// CIDR the runtime is given (`{{.PodCIDR}}`, the gateway its first address), instead
+    /// of on [`BridgeNetwork::subnet`].
+    pub fn template(&self) -> anyhow::Result<String> {
+        let list = self.conflist_on(json!([{ "subnet": "{{.PodCIDR}}" }]))?;
+        Ok(serde_json::to_string_pretty(&list)? + "\n")
+    }
+
+    /// The configuration list with `range` as host-local's only range.
+    fn conflist_on(&self, range: serde_json::Value) -> anyhow::Result<serde_json::Value> {
         if self.bridge.is_empty() || self.bridge.len() > 15 {
             bail!("bridge name {:?} must have 1 to 15 characters", self.bridge);
         }
         let mut ipam = json!({
             "type": "host-local",
-            "ranges": [[{ "subnet": self.subnet, "gateway": self.gateway()?.to_string() }]],
+            "ranges": [range],
             "routes": [{ "dst": "0.0.0.0/0" }],
         });
         if let Some(dir) = &self.ipam_data_dir {
@@ -121,6 +135,19 @@ pub fn in_cidr(ip: &str, cidr: &str) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_template_is_the_network_on_the_pod_cidr() {
+        let network = BridgeNetwork::new("net", "kltnet0", "198.18.9.0/24");
+        let template = network.template().unwrap();
+        let list: serde_json::Value = serde_json::from_str(&template).unwrap();
+        assert_eq!(
+            list["plugins"][0]["ipam"]["ranges"],
+            json!([[{"subnet": "{{.PodCIDR}}"}]])
+        );
+        assert_eq!(list["plugins"][0]["bridge"], "kltnet0");
+        assert_eq!(list["plugins"].as_array().unwrap().len(), 3);
+    }
 
     #[test]
     fn addresses_are_in_their_cidr_only() {

@@ -91,6 +91,11 @@ fn config_toml(inputs: &ConfigInputs<'_>, sandbox_image: &str) -> String {
     let log_max_line = (inputs.options.log_max_line)
         .map(|bytes| format!("  max_container_log_line_size = {bytes}\n"))
         .unwrap_or_default();
+    let template = if inputs.options.network_template {
+        format!("    conf_template = \"{}\"\n", p.cni_template.display())
+    } else {
+        String::new()
+    };
     format!(
         r#"# Written by kubelet-lite's test harness.
 version = 2
@@ -148,7 +153,7 @@ disabled_plugins = [
     bin_dir = "{cni_bin_dir}"
     conf_dir = "{cni_conf}"
     max_conf_num = 1
-
+{template}
   [{cri}.registry]
     config_path = "{certs_d}"
 "#,

@@ -118,6 +118,10 @@ pub struct ControlPlaneOptions {
     pub start_timeout: Duration,
     /// The `--v` log level of the Kubernetes components. Default 1.
     pub verbosity: u8,
+    /// With a CIDR, the controller-manager allocates each Node a /24 of it in
+    /// `spec.podCIDRs` (`--allocate-node-cidrs --cluster-cidr`). Default `None`: no
+    /// allocation.
+    pub cluster_cidr: Option<String>,
 }
 
 impl Default for ControlPlaneOptions {
@@ -126,6 +130,7 @@ impl Default for ControlPlaneOptions {
             service_cluster_ip_range: SERVICE_CLUSTER_IP_RANGE.into(),
             start_timeout: Duration::from_secs(120),
             verbosity: 1,
+            cluster_cidr: None,
         }
     }
 }
@@ -390,7 +395,7 @@ impl ControlPlane {
         let kubeconfig = self.path("controller-manager.kubeconfig");
         write_kubeconfig(&kubeconfig, &self.server(), self.pki.ca_cert(), user, &pair)?;
         let ca = self.pki.ca().clone();
-        let flags: Vec<(&str, String)> = vec![
+        let mut flags: Vec<(&str, String)> = vec![
             ("--kubeconfig", display(&kubeconfig)),
             ("--bind-address", "127.0.0.1".into()),
             ("--secure-port", "0".into()),
@@ -407,6 +412,17 @@ impl ControlPlane {
             ("--profiling", "false".into()),
             ("--v", self.options.verbosity.to_string()),
         ];
+        if let Some(cidr) = &self.options.cluster_cidr {
+            flags.extend([
+                ("--allocate-node-cidrs", "true".into()),
+                ("--cluster-cidr", cidr.clone()),
+                ("--node-cidr-mask-size", "24".into()),
+                (
+                    "--service-cluster-ip-range",
+                    self.options.service_cluster_ip_range.clone(),
+                ),
+            ]);
+        }
         self.spawn("kube-controller-manager", binary, flatten(&flags))
     }
 

@@ -62,6 +62,11 @@ pub struct DaemonOptions {
     pub bridge: String,
     /// The pod subnet. Default `198.18.0.0/24`.
     pub subnet: String,
+    /// Whether the CNI network is a template ([`crate::cni::BridgeNetwork::template`]) that
+    /// the daemon renders once UpdateRuntimeConfig gives it the pod CIDR (a kubelet passes
+    /// its Node's `spec.podCIDRs`), instead of a network on `subnet`; the daemon is then
+    /// ready without NetworkReady. Default false.
+    pub network_template: bool,
     /// The CNI network name. Default `kltctr0`.
     pub network_name: String,
     /// The longest line of container output a log record holds before the daemon splits
@@ -85,6 +90,7 @@ impl Default for DaemonOptions {
         DaemonOptions {
             bridge: "kltctr0".into(),
             subnet: "198.18.0.0/24".into(),
+            network_template: false,
             network_name: "kltctr0".into(),
             log_max_line: None,
             container_events_buffer: None,
@@ -126,6 +132,8 @@ pub struct Layout {
     pub pod_logs: PathBuf,
     /// The CNI configuration directory.
     pub cni_conf: PathBuf,
+    /// The CNI configuration template, with [`DaemonOptions::network_template`].
+    pub cni_template: PathBuf,
     /// host-local's address reservations.
     pub ipam: PathBuf,
     /// The registry mirrors (`certs.d/HOST/hosts.toml`).
@@ -148,6 +156,7 @@ impl Layout {
             log: dir.join(format!("{name}.log")),
             pod_logs: dir.join("pod-logs"),
             cni_conf: dir.join("cni/net.d"),
+            cni_template: dir.join("cni/template.json"),
             ipam: dir.join("cni/ipam"),
             certs_d: dir.join("certs.d"),
             runc_root: dir.join("state/runc"),
@@ -299,7 +308,13 @@ impl<K: DaemonKind> Daemon<K> {
         }
         let mut network = BridgeNetwork::new(&self.options.network_name, &self.options.bridge, &self.options.subnet);
         network.ipam_data_dir = Some(l.ipam.clone());
-        network.write(&l.cni_conf)?;
+        if self.options.network_template {
+            fs::create_dir_all(&l.cni_conf).with_context(|| format!("creating {}", l.cni_conf.display()))?;
+            fs::write(&l.cni_template, network.template()?)
+                .with_context(|| format!("writing {}", l.cni_template.display()))?;
+        } else {
+            network.write(&l.cni_conf)?;
+        }
         mirrors::write_test_mirrors(&l.certs_d, &registry.url())?;
         let config = self.kind.config_file(&ConfigInputs {
             layout: l,
@@ -332,7 +347,8 @@ impl<K: DaemonKind> Daemon<K> {
                 bail!("{} exited with {status} while starting", K::NAME);
             }
             if self.layout.socket.exists() {
-                match self.block_on(ready(self.layout.socket.clone())) {
+                let network = !self.options.network_template;
+                match self.block_on(ready(self.layout.socket.clone(), network)) {
                     Ok(()) => return Ok(()),
                     Err(err) => last_error = err,
                 }
@@ -584,7 +600,7 @@ impl<K: DaemonKind> Drop for Daemon<K> {
 
 /// Ready means: Version answers (a CRI server may refuse calls until it has initialized)
 /// and Status reports RuntimeReady and NetworkReady (a CNI config is loaded).
-async fn ready(socket: PathBuf) -> anyhow::Result<()> {
+async fn ready(socket: PathBuf, network: bool) -> anyhow::Result<()> {
     let channel = cri::connect_unix(&socket).await?;
     cri::version(channel.clone(), Duration::from_secs(2)).await?;
     let mut client = RuntimeServiceClient::new(channel);
@@ -594,7 +610,12 @@ async fn ready(socket: PathBuf) -> anyhow::Result<()> {
     )
     .await?;
     let conditions = status.status.map(|s| s.conditions).unwrap_or_default();
-    for wanted in ["RuntimeReady", "NetworkReady"] {
+    let wanted: &[&str] = if network {
+        &["RuntimeReady", "NetworkReady"]
+    } else {
+        &["RuntimeReady"]
+    };
+    for &wanted in wanted {
         match conditions.iter().find(|c| c.r#type == wanted) {
             Some(condition) if condition.status => {}
             Some(condition) => bail!("{wanted} is false: {} {}", condition.reason, condition.message),

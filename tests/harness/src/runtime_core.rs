@@ -120,6 +120,11 @@ fn config_toml(inputs: &ConfigInputs<'_>) -> String {
     let events_buffer = (inputs.options.container_events_buffer)
         .map(|events| format!("container_events_buffer = {events}\n"))
         .unwrap_or_default();
+    let template = if inputs.options.network_template {
+        format!("cni_conf_template = {}\n", path(&p.cni_template))
+    } else {
+        String::new()
+    };
     format!(
         "# Written by kubelet-lite's test harness.\n\
          root = {root}\n\
@@ -128,6 +133,7 @@ fn config_toml(inputs: &ConfigInputs<'_>) -> String {
          registry_config_path = {certs_d}\n\
          cni_conf_dir = {cni_conf}\n\
          cni_bin_dirs = [{cni_bin_dir}]\n\
+         {template}\
          {log_max_line}\
          {events_buffer}\
          default_runtime = {handler}\n\
@@ -164,6 +170,13 @@ mod tests {
             runc: "/usr/sbin/runc".into(),
         };
         assert!(!config_toml(&inputs).contains("log_max_line"));
+        assert!(!config_toml(&inputs).contains("cni_conf_template"));
+        let templated = RuntimeCoreOptions {
+            network_template: true,
+            ..default.clone()
+        };
+        inputs.options = &templated;
+        assert!(config_toml(&inputs).contains("\ncni_conf_template = \"/t/rc-1/cni/template.json\"\n"));
         inputs.options = &limited;
         assert_eq!(
             config_toml(&inputs),
