@@ -17,12 +17,14 @@ impl Pods {
             if !filter.pod_sandbox_id.is_empty() && !container.sandbox_id.starts_with(&filter.pod_sandbox_id) {
                 continue;
             }
+            // Labels never change: only the containers they select are brought up to date
+            // (a kubelet lists one pod's containers at a time).
+            if !labels_match(&filter.label_selector, &container.config.labels) {
+                continue;
+            }
             let container = self.refresh_container(&container.id)?;
             let state = container.status.state.to_cri() as i32;
             if filter.state.as_ref().is_some_and(|wanted| wanted.state != state) {
-                continue;
-            }
-            if !labels_match(&filter.label_selector, &container.config.labels) {
                 continue;
             }
             containers.push(Container {
