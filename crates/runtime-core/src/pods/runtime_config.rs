@@ -10,7 +10,8 @@ use crate::sandbox::cni::template::{PodCidrData, parse_pod_cidrs};
 
 impl Pods {
     /// UpdateRuntimeConfig: `network_config.pod_cidr` (comma-separated CIDRs) goes to the
-    /// pod network. An empty one changes nothing; a malformed one is Invalid.
+    /// pod network. An empty one changes nothing (as containerd, which also refuses one
+    /// of white space only); a malformed one is Invalid.
     pub fn update_runtime_config(
         &self,
         request: UpdateRuntimeConfigRequest,
@@ -19,7 +20,7 @@ impl Pods {
             .and_then(|config| config.network_config)
             .map(|network| network.pod_cidr)
             .unwrap_or_default();
-        if text.trim().is_empty() {
+        if text.is_empty() {
             return Ok(UpdateRuntimeConfigResponse {});
         }
         let ranges = parse_pod_cidrs(&text).map_err(PodsError::invalid)?;

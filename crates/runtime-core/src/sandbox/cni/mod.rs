@@ -285,6 +285,9 @@ pub struct Cni {
     config: CniConfig,
     plugin_timeout: Duration,
     state: RwLock<Arc<Loaded>>,
+    /// Held while the template is rendered and written, so two UpdateRuntimeConfig calls
+    /// never write the file at once.
+    rendering: std::sync::Mutex<()>,
 }
 
 /// The configuration directory as last read.
@@ -341,6 +344,7 @@ impl Cni {
                 fingerprint: Fingerprint::default(),
                 network: Err("not loaded".into()),
             })),
+            rendering: std::sync::Mutex::new(()),
         };
         if let Err(err) = cni.reload() {
             info!(error = %err, "starting without a cni network");
@@ -396,6 +400,7 @@ impl Cni {
         let Some(path) = &self.config.template else {
             return Ok(PodCidrOutcome::NoTemplate);
         };
+        let _rendering = self.rendering.lock().unwrap_or_else(PoisonError::into_inner);
         if let Ok(network) = &self.current().network {
             return Ok(PodCidrOutcome::AlreadyConfigured(network.source.clone()));
         }

@@ -8,9 +8,10 @@
 //!   each with an optional `{{else}}` for an empty list;
 //! - `{{if X}}…{{else}}…{{end}}` (empty strings and lists, and index 0, are false);
 //! - `{{-` and `-}}`, which trim the white space before and after the action, and
-//!   `{{/* comments */}}`.
+//!   `{{/* comments */}}`, with Go's rules (white space is space, tab, CR and LF; a
+//!   variable is known from its declaration to the `{{end}}` of its `range`).
 //!
-//! Anything else is an error naming the action, never output the template did not mean.
+//! Anything else is an error naming the action.
 //!
 //! ```
 //! use runtime_core::sandbox::cni::template::{PodCidrData, render};
@@ -20,12 +21,11 @@
 //! assert_eq!(render(text, &data).unwrap(), r#"["10.88.1.0/24"]"#);
 //! ```
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// A template that cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cni config template: {0}")]
+#[error("{0}")]
 pub struct TemplateError(String);
 
 fn error(message: impl Into<String>) -> TemplateError {
@@ -44,18 +44,21 @@ pub struct PodCidrData {
 }
 
 impl PodCidrData {
-    /// The data for `ranges` (already checked with [`parse_pod_cidrs`]).
+    /// The data for `ranges` (already checked with [`parse_pod_cidrs`]); the routes as
+    /// containerd gives them, IPv4's first.
     pub fn new(ranges: Vec<String>) -> PodCidrData {
+        let address = |range: &String| {
+            let address = range.split_once('/')?.0.parse::<IpAddr>().ok()?;
+            // Go takes an IPv4-mapped IPv6 address for IPv4.
+            Some(address.to_canonical())
+        };
+        let families: Vec<IpAddr> = ranges.iter().filter_map(address).collect();
         let mut routes: Vec<String> = Vec::new();
-        for range in &ranges {
-            let v4 = range
-                .split_once('/')
-                .and_then(|(address, _)| address.parse::<IpAddr>().ok())
-                .is_some_and(|address| address.is_ipv4());
-            let route = if v4 { "0.0.0.0/0" } else { "::/0" };
-            if !routes.iter().any(|r| r == route) {
-                routes.push(route.to_owned());
-            }
+        if families.iter().any(IpAddr::is_ipv4) {
+            routes.push("0.0.0.0/0".to_owned());
+        }
+        if families.iter().any(IpAddr::is_ipv6) {
+            routes.push("::/0".to_owned());
         }
         PodCidrData {
             pod_cidr: ranges.first().cloned().unwrap_or_default(),
@@ -100,7 +103,11 @@ pub fn parse_pod_cidrs(text: &str) -> Result<Vec<String>, String> {
 /// Renders `template` with `data`.
 pub fn render(template: &str, data: &PodCidrData) -> Result<String, TemplateError> {
     let tokens = tokenize(template)?;
-    let mut parser = Parser { tokens, at: 0 };
+    let mut parser = Parser {
+        tokens,
+        at: 0,
+        declared: vec!["$".to_owned()],
+    };
     let nodes = parser.nodes()?;
     if let Some(token) = parser.tokens.get(parser.at) {
         return Err(error(format!("unexpected {{{{{}}}}}", token.action().unwrap_or(""))));
@@ -109,7 +116,7 @@ pub fn render(template: &str, data: &PodCidrData) -> Result<String, TemplateErro
     let root = Value::Data;
     let mut scope = Scope {
         data,
-        vars: HashMap::from([("$".to_owned(), root.clone())]),
+        vars: vec![("$".to_owned(), root.clone())],
     };
     execute(&nodes, &root, &mut scope, &mut out)?;
     Ok(out)
@@ -131,7 +138,15 @@ impl Token {
     }
 }
 
-/// Splits the template into text and actions, applying the trim markers.
+/// The white space of Go's templates.
+const SPACE: [char; 4] = [' ', '\t', '\r', '\n'];
+
+fn is_space(c: char) -> bool {
+    SPACE.contains(&c)
+}
+
+/// Splits the template into text and actions, applying the trim markers and dropping
+/// comments.
 fn tokenize(template: &str) -> Result<Vec<Token>, TemplateError> {
     let mut tokens = Vec::new();
     let mut rest = template;
@@ -139,48 +154,56 @@ fn tokenize(template: &str) -> Result<Vec<Token>, TemplateError> {
     while let Some(open) = rest.find("{{") {
         let mut text = &rest[..open];
         if trim_next {
-            text = text.trim_start();
+            text = text.trim_start_matches(SPACE);
         }
-        let after = &rest[open + 2..];
-        let close = after
-            .find("}}")
-            .ok_or_else(|| error(format!("unclosed action at {:?}", excerpt(&rest[open..]))))?;
-        let mut inside = &after[..close];
-        if let Some(stripped) = trim_marker_left(inside) {
-            text = text.trim_end();
-            inside = stripped;
+        let mut after = &rest[open + 2..];
+        // `{{- `: a dash and one white space character.
+        if let Some(stripped) = after.strip_prefix('-').filter(|r| r.starts_with(is_space)) {
+            text = text.trim_end_matches(SPACE);
+            after = &stripped[1..];
         }
-        trim_next = false;
-        if let Some(stripped) = trim_marker_right(inside) {
-            trim_next = true;
-            inside = stripped;
-        }
+        let unclosed = || error(format!("unclosed action at {:?}", excerpt(&rest[open..])));
+        let (action, close) = if let Some(comment) = after.strip_prefix("/*") {
+            // A comment may hold `}}`; it must end right before `}}` or ` -}}`.
+            let end = comment.find("*/").ok_or_else(unclosed)?;
+            let tail = &comment[end + 2..];
+            let at = after.len() - tail.len();
+            let close = if tail.starts_with("}}") {
+                at
+            } else if tail.starts_with(is_space) && tail[1..].starts_with("-}}") {
+                at + 2
+            } else {
+                return Err(error(format!(
+                    "comment not closed by }}}} at {:?}",
+                    excerpt(&rest[open..])
+                )));
+            };
+            (None, close)
+        } else {
+            let close = after.find("}}").ok_or_else(unclosed)?;
+            (Some(&after[..close]), close)
+        };
+        let inside = action.unwrap_or(&after[..close]);
+        // ` -}}`: one white space character and a dash.
+        trim_next = inside.strip_suffix('-').is_some_and(|r| r.ends_with(is_space));
         if !text.is_empty() {
             tokens.push(Token::Text(text.to_owned()));
         }
-        let inside = inside.trim();
-        if !(inside.starts_with("/*") && inside.ends_with("*/")) {
-            tokens.push(Token::Action(inside.to_owned()));
+        if let Some(action) = action {
+            let action = if trim_next { &action[..action.len() - 1] } else { action };
+            tokens.push(Token::Action(action.trim_matches(SPACE).to_owned()));
         }
         rest = &after[close + 2..];
     }
-    let text = if trim_next { rest.trim_start() } else { rest };
+    let text = if trim_next {
+        rest.trim_start_matches(SPACE)
+    } else {
+        rest
+    };
     if !text.is_empty() {
         tokens.push(Token::Text(text.to_owned()));
     }
     Ok(tokens)
-}
-
-/// `- ` at the start of an action (Go wants white space after the dash).
-fn trim_marker_left(inside: &str) -> Option<&str> {
-    let rest = inside.strip_prefix('-')?;
-    rest.starts_with(char::is_whitespace).then_some(rest)
-}
-
-/// ` -` at the end of an action.
-fn trim_marker_right(inside: &str) -> Option<&str> {
-    let rest = inside.strip_suffix('-')?;
-    rest.ends_with(char::is_whitespace).then_some(rest)
 }
 
 fn excerpt(text: &str) -> String {
@@ -240,6 +263,8 @@ enum Node {
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// The variables known where the parser is, innermost last.
+    declared: Vec<String>,
 }
 
 impl Parser {
@@ -260,7 +285,7 @@ impl Parser {
             }
             self.at += 1;
             let node = if let Some(condition) = keyword(&action, "if") {
-                let condition = operand(condition)?;
+                let condition = self.operand(condition)?;
                 let (then, otherwise) = self.branches("if")?;
                 Node::If {
                     condition,
@@ -269,7 +294,12 @@ impl Parser {
                 }
             } else if let Some(clause) = keyword(&action, "range") {
                 let (index, element, list) = range_clause(clause)?;
-                let (body, otherwise) = self.branches("range")?;
+                self.check(&list)?;
+                let known = self.declared.len();
+                self.declared.extend(index.iter().chain(&element).cloned());
+                let branches = self.branches("range");
+                self.declared.truncate(known);
+                let (body, otherwise) = branches?;
                 Node::Range {
                     index,
                     element,
@@ -278,7 +308,7 @@ impl Parser {
                     otherwise,
                 }
             } else {
-                Node::Print(operand(&action)?)
+                Node::Print(self.operand(&action)?)
             };
             nodes.push(node);
         }
@@ -298,6 +328,25 @@ impl Parser {
         Ok((body, otherwise))
     }
 
+    /// `text` as an operand whose variable, if any, is declared here.
+    fn operand(&self, text: &str) -> Result<Operand, TemplateError> {
+        let operand = operand(text)?;
+        self.check(&operand)?;
+        Ok(operand)
+    }
+
+    fn check(&self, operand: &Operand) -> Result<(), TemplateError> {
+        let variable = match operand {
+            Operand::Variable(name) => Some(name),
+            Operand::Field { variable, .. } => variable.as_ref(),
+            Operand::Dot => None,
+        };
+        match variable {
+            Some(name) if !self.declared.contains(name) => Err(error(format!("undefined variable {name}"))),
+            _ => Ok(()),
+        }
+    }
+
     fn next_is(&mut self, action: &str) -> bool {
         let found = self.tokens.get(self.at).and_then(Token::action) == Some(action);
         if found {
@@ -310,7 +359,7 @@ impl Parser {
 /// The rest of `action` after `word` and white space, if it starts with them.
 fn keyword<'a>(action: &'a str, word: &str) -> Option<&'a str> {
     let rest = action.strip_prefix(word)?;
-    rest.starts_with(char::is_whitespace).then(|| rest.trim())
+    rest.starts_with(is_space).then(|| rest.trim_matches(SPACE))
 }
 
 /// `X`, `$v := X` or `$i, $v := X`.
@@ -318,14 +367,14 @@ fn range_clause(clause: &str) -> Result<(Option<String>, Option<String>, Operand
     let Some((names, list)) = clause.split_once(":=") else {
         return Ok((None, None, operand(clause)?));
     };
-    let names: Vec<&str> = names.split(',').map(str::trim).collect();
+    let names: Vec<&str> = names.split(',').map(|name| name.trim_matches(SPACE)).collect();
     let variable = |name: &str| match operand(name)? {
         Operand::Variable(name) if name != "$" => Ok(name),
         _ => Err(error(format!(
             "{name:?} is not a variable name in {{{{range {clause}}}}}"
         ))),
     };
-    let list = operand(list.trim())?;
+    let list = operand(list.trim_matches(SPACE))?;
     match names.as_slice() {
         [element] => Ok((None, Some(variable(element)?), list)),
         [index, element] => Ok((Some(variable(index)?), Some(variable(element)?), list)),
@@ -355,7 +404,8 @@ fn operand(text: &str) -> Result<Operand, TemplateError> {
 
 struct Scope<'a> {
     data: &'a PodCidrData,
-    vars: HashMap<String, Value>,
+    /// The variables in scope, innermost last.
+    vars: Vec<(String, Value)>,
 }
 
 impl Scope<'_> {
@@ -367,10 +417,9 @@ impl Scope<'_> {
                 None => dot.clone(),
             }
             .field(self.data, name),
-            Operand::Variable(name) => self
-                .vars
-                .get(name)
-                .cloned()
+            Operand::Variable(name) => (self.vars.iter().rev())
+                .find(|(declared, _)| declared == name)
+                .map(|(_, value)| value.clone())
                 .ok_or_else(|| error(format!("undefined variable {name}"))),
         }
     }
@@ -386,6 +435,31 @@ impl Value {
             _ => Err(error(format!("field {name} of a value that has no fields"))),
         }
     }
+}
+
+/// The passes of a range over `items` whose `declared` variables (none, the element, or
+/// the index and the element) are the last of `scope`, or its else part for no items.
+fn run_range(
+    items: &[String],
+    declared: usize,
+    body: &[Node],
+    otherwise: &[Node],
+    dot: &Value,
+    scope: &mut Scope<'_>,
+    out: &mut String,
+) -> Result<(), TemplateError> {
+    if items.is_empty() {
+        return execute(otherwise, dot, scope, out);
+    }
+    let first = scope.vars.len() - declared;
+    for (i, item) in items.iter().enumerate() {
+        let values = [Value::Index(i), Value::Text(item.clone())];
+        for (slot, value) in scope.vars[first..].iter_mut().zip(&values[2 - declared..]) {
+            slot.1 = value.clone();
+        }
+        execute(body, &Value::Text(item.clone()), scope, out)?;
+    }
+    Ok(())
 }
 
 fn execute(nodes: &[Node], dot: &Value, scope: &mut Scope<'_>, out: &mut String) -> Result<(), TemplateError> {
@@ -420,18 +494,15 @@ fn execute(nodes: &[Node], dot: &Value, scope: &mut Scope<'_>, out: &mut String)
                 let Value::List(items) = scope.value(list, dot)? else {
                     return Err(error("range over a value that is not a list"));
                 };
-                if items.is_empty() {
-                    execute(otherwise, dot, scope, out)?;
+                let known = scope.vars.len();
+                // Declared for the whole range, its else included (there bound to the list).
+                for name in index.iter().chain(element) {
+                    scope.vars.push((name.clone(), Value::List(items.clone())));
                 }
-                for (i, item) in items.into_iter().enumerate() {
-                    if let Some(name) = index {
-                        scope.vars.insert(name.clone(), Value::Index(i));
-                    }
-                    if let Some(name) = element {
-                        scope.vars.insert(name.clone(), Value::Text(item.clone()));
-                    }
-                    execute(body, &Value::Text(item), scope, out)?;
-                }
+                let declared = scope.vars.len() - known;
+                let ran = run_range(&items, declared, body, otherwise, dot, scope, out);
+                scope.vars.truncate(known);
+                ran?;
             }
         }
     }
@@ -500,10 +571,18 @@ mod tests {
             ("{{if .PodCIDR}}yes{{else}}no{{end}}", "yes"),
             ("a  {{- /* note */ -}}  b", "ab"),
             ("a {{- .PodCIDR}} b", "a10.1.0.0/16 b"),
+            ("a\u{a0} {{- .PodCIDR}}", "a\u{a0}10.1.0.0/16"),
+            ("{{/* see {{.PodCIDR}} */}}x", "x"),
+            ("a {{- /* c */ -}} b", "ab"),
         ];
         for (template, expected) in cases {
             assert_eq!(render(template, &data).unwrap(), expected, "{template}");
         }
+        // A range's variables live until its end: an inner range reusing a name does not
+        // change the outer one.
+        let nested =
+            "{{range $i, $r := .PodCIDRRanges}}{{range $i, $x := $.Routes}}{{end}}{{if $i}},{{end}}{{$r}}{{end}}";
+        assert_eq!(render(nested, &data).unwrap(), "10.1.0.0/16,10.2.0.0/16");
         let empty = PodCidrData::new(Vec::new());
         assert_eq!(render("{{range .Routes}}r{{else}}none{{end}}", &empty).unwrap(), "none");
         assert_eq!(render("{{if .PodCIDR}}yes{{else}}no{{end}}", &empty).unwrap(), "no");
@@ -524,9 +603,26 @@ mod tests {
             "{{$undefined}}",
             "{{range .PodCIDR}}{{end}}",
             "{{range $a, $b, $c := .Routes}}{{end}}",
+            // Variables are checked where they are written, not only when run.
+            "{{range $r := .Routes}}{{end}}{{$r}}",
+            "{{if .PodCIDR}}{{else}}{{$typo}}{{end}}",
+            // Go's white space only, and comments as Go closes them.
+            "{{-\u{b}.PodCIDR}}",
+            "{{ /* c */}}",
+            "{{/* c */ }}",
+            "{{/* a */ .PodCIDR */}}",
         ] {
             assert!(render(template, &data).is_err(), "{template}");
         }
+    }
+
+    #[test]
+    fn routes_are_ipv4_s_first_whatever_the_order_of_the_ranges() {
+        let data = PodCidrData::new(vec!["fd00::/64".into(), "10.0.0.0/24".into()]);
+        assert_eq!(data.routes, ["0.0.0.0/0", "::/0"]);
+        assert_eq!(data.pod_cidr, "fd00::/64");
+        let mapped = PodCidrData::new(vec!["::ffff:10.0.0.0/120".into()]);
+        assert_eq!(mapped.routes, ["0.0.0.0/0"]);
     }
 
     #[test]
